@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+# The expression the GIN index is built on; the search selector must use exactly this one so
+# PostgreSQL can answer the query from the index.
+SEARCH_CONFIG = "english"
+PRODUCT_SEARCH_VECTOR = SearchVector("name", "description", config=SEARCH_CONFIG)
+
+
+class Category(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=120, unique=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:product_list") + f"?category={self.slug}"
+
+
+class ProductQuerySet(models.QuerySet):
+    def active(self) -> ProductQuerySet:
+        return self.filter(is_active=True)
+
+    def in_stock(self) -> ProductQuerySet:
+        return self.filter(stock__gt=0)
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=220, unique=True)
+    sku = models.CharField("SKU", max_length=40, unique=True)
+    description = models.TextField(blank=True)
+    price = models.DecimalField(max_digits=10, decimal_places=2)
+    stock = models.IntegerField(default=0)
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="products", db_index=False
+    )
+    image = models.ImageField(upload_to="products/%Y/%m/", blank=True)
+    is_active = models.BooleanField("active", default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProductQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price__gte=Decimal("0")), name="product_price_non_negative"
+            ),
+            models.CheckConstraint(condition=Q(stock__gte=0), name="product_stock_non_negative"),
+        ]
+        indexes = [
+            # Category listing, newest first (also serves the category FK lookups).
+            models.Index(fields=["category", "-created_at"], name="product_category_newest_idx"),
+            # The default listing: active products, newest first.
+            models.Index(
+                fields=["-created_at", "-id"],
+                condition=Q(is_active=True),
+                name="product_active_newest_idx",
+            ),
+            models.Index(
+                fields=["price", "id"], condition=Q(is_active=True), name="product_active_price_idx"
+            ),
+            models.Index(
+                fields=["name", "id"], condition=Q(is_active=True), name="product_active_name_idx"
+            ),
+            # Staff dashboard: low stock among active products.
+            models.Index(
+                fields=["stock"], condition=Q(is_active=True), name="product_active_stock_idx"
+            ),
+            GinIndex(PRODUCT_SEARCH_VECTOR, name="product_search_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:product_detail", kwargs={"slug": self.slug})
+
+    @property
+    def in_stock(self) -> bool:
+        return self.stock > 0

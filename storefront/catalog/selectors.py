@@ -1,0 +1,137 @@
+"""Reads of the catalog. Each selector decides its joins and columns once, here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from storefront.catalog.models import PRODUCT_SEARCH_VECTOR, SEARCH_CONFIG, Category, Product
+
+# Sort keys accepted by the listing and the API, mapped to an ordering with a unique tiebreaker
+# so pages (and API cursors) are stable.
+PRODUCT_SORTS: dict[str, tuple[str, ...]] = {
+    "newest": ("-created_at", "-id"),
+    "price_asc": ("price", "id"),
+    "price_desc": ("-price", "-id"),
+    "name": ("name", "id"),
+}
+SORT_LABELS = {
+    "relevance": "Best match",
+    "newest": "Newest",
+    "price_asc": "Price: low to high",
+    "price_desc": "Price: high to low",
+    "name": "Name",
+}
+LISTING_FIELDS = (
+    "id",
+    "name",
+    "slug",
+    "price",
+    "stock",
+    "image",
+    "created_at",
+    "category__id",
+    "category__name",
+    "category__slug",
+)
+
+
+@dataclass(frozen=True)
+class CategoryNode:
+    category: Category
+    children: tuple[Category, ...]
+
+
+def category_list() -> list[Category]:
+    return list(Category.objects.only("id", "name", "slug", "parent_id").order_by("name"))
+
+
+def category_tree(*, categories: list[Category] | None = None) -> list[CategoryNode]:
+    """Top-level categories with their children, built from one query."""
+    categories = category_list() if categories is None else categories
+    children: dict[int, list[Category]] = {}
+    for c in categories:
+        if c.parent_id is not None:
+            children.setdefault(c.parent_id, []).append(c)
+    return [
+        CategoryNode(category=c, children=tuple(children.get(c.id, ())))
+        for c in categories
+        if c.parent_id is None
+    ]
+
+
+def category_with_descendant_ids(*, category: Category, categories: list[Category]) -> list[int]:
+    by_parent: dict[int | None, list[int]] = {}
+    for c in categories:
+        by_parent.setdefault(c.parent_id, []).append(c.id)
+    ids, frontier = [category.id], [category.id]
+    while frontier:
+        frontier = [child for parent in frontier for child in by_parent.get(parent, [])]
+        ids.extend(frontier)
+    return ids
+
+
+def search_is_full_text() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def product_listing(
+    *,
+    category_ids: list[int] | None = None,
+    search: str = "",
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    sort: str = "",
+) -> QuerySet[Product]:
+    """Active products for the listing page and the API, filtered and sorted.
+
+    Search uses PostgreSQL full-text search (websearch syntax, answered from the GIN index)
+    and falls back to a case-insensitive substring match on other databases.
+    """
+    qs = Product.objects.active().select_related("category").only(*LISTING_FIELDS)
+    if category_ids:
+        qs = qs.filter(category_id__in=category_ids)
+    if min_price is not None:
+        qs = qs.filter(price__gte=min_price)
+    if max_price is not None:
+        qs = qs.filter(price__lte=max_price)
+    search = search.strip()
+    if search:
+        if search_is_full_text():
+            query = SearchQuery(search, config=SEARCH_CONFIG, search_type="websearch")
+            qs = qs.alias(search_document=PRODUCT_SEARCH_VECTOR).filter(search_document=query)
+            if sort in ("", "relevance"):
+                qs = qs.annotate(rank=SearchRank(PRODUCT_SEARCH_VECTOR, query))
+                return qs.order_by("-rank", "-id")
+        else:
+            qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
+    return qs.order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["newest"]))
+
+
+def product_detail(*, slug: str) -> Product:
+    """The active product with this slug; raises Product.DoesNotExist otherwise."""
+    return Product.objects.active().select_related("category").get(slug=slug)
+
+
+def related_products(*, product: Product, limit: int = 4) -> list[Product]:
+    return list(
+        Product.objects.active()
+        .filter(category_id=product.category_id)
+        .exclude(pk=product.pk)
+        .select_related("category")
+        .only(*LISTING_FIELDS)
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def products_by_ids(*, ids: list[int]) -> dict[int, Product]:
+    return {
+        p.id: p
+        for p in Product.objects.filter(id__in=ids)
+        .select_related("category")
+        .only(*LISTING_FIELDS, "sku", "is_active")
+    }

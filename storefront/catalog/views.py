@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from storefront.catalog import selectors
+from storefront.catalog.forms import ProductFilterForm
+from storefront.catalog.models import Product
+
+
+def product_listing_page(request: HttpRequest) -> HttpResponse:
+    form = ProductFilterForm(request.GET or None)
+    categories = selectors.category_list()
+    context = {
+        "form": form,
+        "category_tree": selectors.category_tree(categories=categories),
+        "sort_labels": selectors.SORT_LABELS,
+        "full_text": selectors.search_is_full_text(),
+    }
+    if form.is_bound and not form.is_valid():
+        return render(request, "catalog/product_list.html", context, status=400)
+    data = form.cleaned_data if form.is_bound else {}
+
+    category_ids, current_category = None, None
+    if data.get("category"):
+        current_category = next((c for c in categories if c.slug == data["category"]), None)
+        if current_category is None:
+            raise Http404(f"There is no category called “{data['category']}”.")
+        category_ids = selectors.category_with_descendant_ids(
+            category=current_category, categories=categories
+        )
+    products = selectors.product_listing(
+        category_ids=category_ids,
+        search=data.get("q", ""),
+        min_price=data.get("min_price"),
+        max_price=data.get("max_price"),
+        sort=data.get("sort", ""),
+    )
+    paginator = Paginator(products, settings.STOREFRONT_PAGE_SIZE)
+    try:
+        page = paginator.page(request.GET.get("page", 1))
+    except PageNotAnInteger:
+        return render(
+            request,
+            "catalog/product_list.html",
+            {**context, "page_error": "The page number must be a whole number."},
+            status=400,
+        )
+    except EmptyPage:
+        raise Http404(
+            f"That page does not exist: there are {paginator.num_pages} page(s) of results."
+        ) from None
+
+    query = request.GET.copy()
+    query.pop("page", None)
+    context.update(
+        page=page,
+        products=page.object_list,
+        current_category=current_category,
+        query_string=query.urlencode(),
+        search=data.get("q", ""),
+    )
+    return render(request, "catalog/product_list.html", context)
+
+
+def product_detail_page(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        product = selectors.product_detail(slug=slug)
+    except Product.DoesNotExist:
+        raise Http404("We could not find that product.") from None
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {
+            "product": product,
+            "related": selectors.related_products(product=product),
+            "max_quantity": min(product.stock, settings.STOREFRONT_MAX_LINE_QUANTITY),
+        },
+    )

@@ -1,0 +1,148 @@
+"""Aggregates for the customer and staff dashboards: each is one query, whatever the data size."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Avg, Count, DecimalField, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.utils import timezone
+
+from storefront.accounts.models import User
+from storefront.catalog.models import Product
+from storefront.orders.models import Order, OrderLine
+from storefront.orders.selectors import ORDER_LIST_FIELDS
+
+ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=14, decimal_places=2))
+
+
+@dataclass(frozen=True)
+class CustomerTotals:
+    order_count: int
+    total_spent: Decimal
+    average_order: Decimal
+
+
+@dataclass(frozen=True)
+class DayRevenue:
+    day: dt.date
+    revenue: Decimal
+    orders: int
+
+
+def _revenue_orders() -> QuerySet[Order]:
+    return Order.objects.filter(status__in=Order.REVENUE_STATUSES)
+
+
+def customer_totals(*, user: User) -> CustomerTotals:
+    agg = _revenue_orders().filter(user=user).aggregate(
+        order_count=Count("id"),
+        total_spent=Coalesce(Sum("total"), ZERO),
+        average_order=Coalesce(Avg("total"), ZERO),
+    )
+    return CustomerTotals(
+        order_count=agg["order_count"],
+        total_spent=agg["total_spent"],
+        average_order=Decimal(agg["average_order"]).quantize(Decimal("0.01")),
+    )
+
+
+def customer_recent_orders(*, user: User, limit: int = 5) -> list[Order]:
+    return list(
+        Order.objects.filter(user=user).only(*ORDER_LIST_FIELDS).order_by("-created_at", "-id")[
+            :limit
+        ]
+    )
+
+
+def _month_starts(today: dt.date, months: int) -> list[dt.date]:
+    year, month = today.year, today.month
+    starts = []
+    for _ in range(months):
+        starts.append(dt.date(year, month, 1))
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+    return starts[::-1]
+
+
+def customer_spending_by_month(*, user: User, months: int = 12) -> list[tuple[dt.date, Decimal]]:
+    """Spending per calendar month for the last `months` months, zero-filled, oldest first."""
+    today = timezone.localdate()
+    starts = _month_starts(today, months)
+    since = timezone.make_aware(dt.datetime.combine(starts[0], dt.time.min))
+    rows = (
+        _revenue_orders()
+        .filter(user=user, created_at__gte=since)
+        .annotate(month=TruncMonth("created_at"))
+        .values("month")
+        .annotate(spent=Sum("total"))
+        .order_by("month")
+    )
+    by_month = {_as_date(r["month"]).replace(day=1): r["spent"] for r in rows}
+    return [(m, by_month.get(m, Decimal("0"))) for m in starts]
+
+
+def _as_date(value: dt.date | dt.datetime) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def revenue_per_day(*, days: int = 30) -> list[DayRevenue]:
+    """Revenue and order count per day for the last `days` days (today included), zero-filled."""
+    today = timezone.localdate()
+    first = today - dt.timedelta(days=days - 1)
+    since = timezone.make_aware(dt.datetime.combine(first, dt.time.min))
+    rows = (
+        _revenue_orders()
+        .filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(revenue=Sum("total"), orders=Count("id"))
+        .order_by("day")
+    )
+    by_day = {_as_date(r["day"]): r for r in rows}
+    out = []
+    for i in range(days):
+        day = first + dt.timedelta(days=i)
+        row = by_day.get(day)
+        out.append(
+            DayRevenue(
+                day=day,
+                revenue=row["revenue"] if row else Decimal("0"),
+                orders=row["orders"] if row else 0,
+            )
+        )
+    return out
+
+
+def top_products(*, days: int = 30, limit: int = 10) -> list[dict]:
+    """Best sellers by units over the last `days` days (by snapshot, so deleted products count)."""
+    since = timezone.now() - dt.timedelta(days=days)
+    return list(
+        OrderLine.objects.filter(
+            order__created_at__gte=since, order__status__in=Order.REVENUE_STATUSES
+        )
+        .values("product_id", "product_name", "product_sku", "product__slug")
+        .annotate(units=Sum("quantity"), orders=Count("order_id", distinct=True))
+        .order_by("-units", "product_name")[:limit]
+    )
+
+
+def low_stock_products(*, limit: int = 10) -> list[Product]:
+    return list(
+        Product.objects.active()
+        .filter(stock__lte=settings.STOREFRONT_LOW_STOCK_THRESHOLD)
+        .only("id", "name", "slug", "sku", "stock")
+        .order_by("stock", "id")[:limit]
+    )
+
+
+def recent_orders(*, limit: int = 10) -> list[Order]:
+    return list(
+        Order.objects.select_related("user")
+        .only(*ORDER_LIST_FIELDS, "user__id", "user__username")
+        .order_by("-created_at", "-id")[:limit]
+    )

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from storefront.dashboards import views
+
+app_name = "dashboards"
+urlpatterns = [
+    path("dashboard/", views.customer_dashboard_page, name="customer"),
+    path("staff/dashboard/", views.staff_dashboard_page, name="staff"),
+]

@@ -1,0 +1,28 @@
+"""Reads of orders: a customer only ever reads their own."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, QuerySet
+
+from storefront.accounts.models import User
+from storefront.orders.models import Order, OrderLine
+
+ORDER_LIST_FIELDS = ("id", "number", "status", "total", "item_count", "created_at", "user_id")
+
+
+def order_history_for(*, user: User) -> QuerySet[Order]:
+    return Order.objects.filter(user=user).only(*ORDER_LIST_FIELDS).order_by("-created_at", "-id")
+
+
+def order_detail_for(*, user: User, number: str) -> Order:
+    """The user's order with its lines; raises Order.DoesNotExist for anyone else's."""
+    return Order.objects.prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.select_related("product").order_by("id"))
+    ).get(user=user, number=number)
+
+
+def orders_with_lines_for(*, user: User) -> QuerySet[Order]:
+    """The user's orders with their lines prefetched (API list)."""
+    return order_history_for(user=user).prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.order_by("id"))
+    )

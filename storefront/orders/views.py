@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from storefront.catalog.models import Product
+from storefront.orders import selectors, services
+from storefront.orders.cart import Cart, CartError
+from storefront.orders.forms import CheckoutForm, QuantityForm
+from storefront.orders.models import Order
+
+
+def _cart_page(request: HttpRequest, *, errors: list[str] | None = None, status: int = 200):
+    return render(
+        request,
+        "orders/cart.html",
+        {"cart": Cart(request.session).contents(), "errors": errors or []},
+        status=status,
+    )
+
+
+def cart_page(request: HttpRequest) -> HttpResponse:
+    return _cart_page(request)
+
+
+def _product_for_cart(product_id: int) -> Product:
+    product = Product.objects.filter(pk=product_id).only(
+        "id", "name", "stock", "is_active", "price"
+    ).first()
+    if product is None:
+        raise Http404("That product does not exist.")
+    return product
+
+
+def _change_cart(request: HttpRequest, product_id: int, *, replace: bool) -> HttpResponse:
+    form = QuantityForm(request.POST)
+    if not form.is_valid():
+        return _cart_page(request, errors=form.errors["quantity"], status=400)
+    product = _product_for_cart(product_id)
+    cart = Cart(request.session)
+    try:
+        if replace:
+            cart.set(product=product, quantity=form.cleaned_data["quantity"])
+        else:
+            cart.add(product=product, quantity=form.cleaned_data["quantity"])
+    except CartError as exc:
+        return _cart_page(request, errors=[str(exc)], status=409)
+    messages.success(request, f"{product.name} is in your cart.")
+    return redirect("orders:cart")
+
+
+@require_POST
+def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
+    return _change_cart(request, product_id, replace=False)
+
+
+@require_POST
+def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
+    return _change_cart(request, product_id, replace=True)
+
+
+@require_POST
+def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
+    Cart(request.session).remove(product_id=product_id)
+    return redirect("orders:cart")
+
+
+@login_required
+def checkout_page(request: HttpRequest) -> HttpResponse:
+    cart = Cart(request.session)
+    user = request.user
+    form = CheckoutForm(
+        request.POST or None,
+        initial={"shipping_name": user.display_name, "shipping_address": user.shipping_address},
+    )
+    status = 200
+    errors: list[str] = []
+    if request.method == "POST":
+        if form.is_valid():
+            items = [
+                services.OrderItem(product_id=pid, quantity=qty) for pid, qty in cart.items.items()
+            ]
+            try:
+                order = services.place_order(user=user, items=items, **form.cleaned_data)
+            except services.CheckoutError as exc:
+                errors, status = exc.messages, 409
+            else:
+                cart.clear()
+                messages.success(request, f"Thank you! Your order {order.number} is placed.")
+                return redirect(order)
+        else:
+            status = 400
+    contents = cart.contents()
+    if not contents.lines and request.method == "GET":
+        messages.info(request, "Your cart is empty: add a product before checking out.")
+        return redirect("orders:cart")
+    return render(
+        request,
+        "orders/checkout.html",
+        {"cart": contents, "form": form, "errors": errors},
+        status=status,
+    )
+
+
+@login_required
+def order_history_page(request: HttpRequest) -> HttpResponse:
+    paginator = Paginator(selectors.order_history_for(user=request.user), 20)
+    try:
+        page = paginator.page(request.GET.get("page", 1))
+    except PageNotAnInteger:
+        return HttpResponse("The page number must be a whole number.", status=400)
+    except EmptyPage:
+        raise Http404("That page of your order history does not exist.") from None
+    return render(request, "orders/order_list.html", {"page": page, "orders": page.object_list})
+
+
+@login_required
+def order_detail_page(request: HttpRequest, number: str) -> HttpResponse:
+    try:
+        order = selectors.order_detail_for(user=request.user, number=number)
+    except Order.DoesNotExist:
+        raise Http404("We could not find that order in your account.") from None
+    return render(request, "orders/order_detail.html", {"order": order})
+

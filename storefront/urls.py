@@ -1,0 +1,22 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+urlpatterns = [
+    path("", include("storefront.catalog.urls")),
+    path("accounts/", include("storefront.accounts.urls")),
+    path("", include("storefront.orders.urls")),
+    path("", include("storefront.dashboards.urls")),
+    path("api/", include("storefront.api_urls")),
+    path("admin/", admin.site.urls),
+]
+
+if settings.SERVE_MEDIA:
+    # Only for running without nginx (make run without nginx, tests); nginx serves /media/.
+    urlpatterns += [
+        re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
+    ]
+
+admin.site.site_header = "Storefront administration"
+admin.site.site_title = "Storefront admin"
