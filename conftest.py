@@ -1,0 +1,33 @@
+"""Root pytest configuration: test settings, service requirements, shared fixtures."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("STOREFRONT_ENV", "test")
+
+import pytest  # noqa: E402
+
+
+def services_required() -> bool:
+    """STOREFRONT_REQUIRE_SERVICES=1 (as .ci/run sets) turns 'service missing' skips into failures."""
+    return os.environ.get("STOREFRONT_REQUIRE_SERVICES") == "1"
+
+
+def skip_or_fail(reason: str) -> None:
+    if services_required():
+        pytest.fail(f"required service unavailable: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def require_postgres() -> None:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        skip_or_fail("needs PostgreSQL (set DATABASE_URL=postgres://...)")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path) -> None:  # noqa: ANN001 - pytest-django fixture
+    settings.MEDIA_ROOT = tmp_path / "media"
