@@ -1,0 +1,149 @@
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from tests.factories import CategoryFactory, ProductFactory, UserFactory
+from tests.querycount import queries_for
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_and_listing_show_products(client: Client) -> None:
+    ProductFactory(name="Walnut Desk Lamp", price=Decimal("49.90"))
+    for url in ("/", "/products/"):
+        response = client.get(url)
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "Walnut Desk Lamp" in body
+        assert "$49.90" in body
+        assert "1 product" in body
+
+
+def test_listing_filters_by_category_price_and_search(client: Client) -> None:
+    lamps = CategoryFactory(name="Lamps", slug="lamps")
+    ProductFactory(name="Brass Lamp", category=lamps, price=Decimal("80"))
+    ProductFactory(name="Paper Lamp", category=lamps, price=Decimal("15"))
+    ProductFactory(name="Clay Mug", price=Decimal("12"))
+    body = client.get("/products/?category=lamps&max_price=20").content.decode()
+    assert "Paper Lamp" in body
+    assert "Brass Lamp" not in body
+    assert "Clay Mug" not in body
+    body = client.get("/products/?q=mug").content.decode()
+    assert "Clay Mug" in body
+    assert "Paper Lamp" not in body
+
+
+def test_listing_sorts_by_price(client: Client) -> None:
+    ProductFactory(name="Dear", price=Decimal("90"))
+    ProductFactory(name="Cheap", price=Decimal("9"))
+    body = client.get("/products/?sort=price_asc").content.decode()
+    assert body.index("Cheap") < body.index("Dear")
+    body = client.get("/products/?sort=price_desc").content.decode()
+    assert body.index("Dear") < body.index("Cheap")
+
+
+def test_listing_paginates(client: Client, settings) -> None:
+    settings.STOREFRONT_PAGE_SIZE = 24
+    ProductFactory.create_batch(30)
+    page1 = client.get("/products/?sort=name")
+    page2 = client.get("/products/?sort=name&page=2")
+    assert page1.status_code == page2.status_code == 200
+    assert page1.context["page"].number == 1
+    assert len(page1.context["products"]) == 24
+    assert len(page2.context["products"]) == 6
+    assert 'href="?sort=name&amp;page=2"' in page1.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("min_price=abc", "Enter a number."),
+        ("max_price=-5", "greater than or equal to 0"),
+        ("min_price=50&max_price=10", "The minimum price must not be above the maximum price."),
+        ("min_price=1e999", "less than or equal to 99999999.99"),
+        ("sort=cheapest", "Select a valid choice."),
+        ("category=bad%20slug!", "Enter a valid"),
+        ("q=" + "x" * 201, "at most 200 characters"),
+        ("page=two", "The page number must be a whole number."),
+    ],
+)
+def test_bad_filters_answer_400_with_a_message(client: Client, query: str, message: str) -> None:
+    ProductFactory()
+    response = client.get(f"/products/?{query}")
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+@pytest.mark.parametrize("page", ["999", "0", "-1", "99999999999999999999999"])
+def test_out_of_range_pages_are_404_with_a_message(client: Client, page: str) -> None:
+    ProductFactory()
+    response = client.get(f"/products/?page={page}")
+    assert response.status_code == 404
+    assert "That page does not exist" in response.content.decode()
+
+
+def test_unknown_category_is_404(client: Client) -> None:
+    response = client.get("/products/?category=no-such-thing")
+    assert response.status_code == 404
+    assert "There is no category called" in response.content.decode()
+
+
+def test_product_page_shows_details_and_related(client: Client) -> None:
+    category = CategoryFactory(name="Kitchen")
+    product = ProductFactory(
+        name="Copper Pan", category=category, price=Decimal("64.00"), stock=3, sku="PAN-1"
+    )
+    ProductFactory(name="Iron Skillet", category=category)
+    response = client.get(f"/products/{product.slug}/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    for text in ("Copper Pan", "$64.00", "PAN-1", "Kitchen", "Only 3 left", "Iron Skillet"):
+        assert text in body
+    assert 'id="add-to-cart"' in body
+
+
+def test_sold_out_product_has_no_add_to_cart(client: Client) -> None:
+    product = ProductFactory(stock=0)
+    body = client.get(f"/products/{product.slug}/").content.decode()
+    assert "Sold out" in body
+    assert 'id="add-to-cart"' not in body
+
+
+@pytest.mark.parametrize("slug", ["no-such-product", "inactive"])
+def test_unknown_or_inactive_product_is_404(client: Client, slug: str) -> None:
+    ProductFactory(slug="inactive", is_active=False)
+    response = client.get(f"/products/{slug}/")
+    assert response.status_code == 404
+    assert "We could not find that product." in response.content.decode()
+
+
+# Query budgets: exact counts, the same whatever the number of products shown.
+# Listing: categories, count, page of products (category joined).
+LISTING_QUERIES = 3
+# Product page: product with category, related products.
+PRODUCT_QUERIES = 2
+# Signed in: + session, + user.
+SESSION_QUERIES = 2
+
+
+@pytest.mark.parametrize("shown", [5, 24])
+def test_listing_query_budget(client: Client, shown: int) -> None:
+    category = CategoryFactory()
+    ProductFactory.create_batch(shown, category=category)
+    CategoryFactory.create_batch(shown)
+    assert queries_for(client, "/products/") == LISTING_QUERIES
+    assert queries_for(client, f"/products/?category={category.slug}&sort=price_asc") == (
+        LISTING_QUERIES
+    )
+    assert queries_for(client, "/products/?q=product") == LISTING_QUERIES
+    client.force_login(UserFactory())
+    assert queries_for(client, "/products/") == LISTING_QUERIES + SESSION_QUERIES
+
+
+@pytest.mark.parametrize("related", [1, 20])
+def test_product_page_query_budget(client: Client, related: int) -> None:
+    category = CategoryFactory()
+    product = ProductFactory(category=category)
+    ProductFactory.create_batch(related, category=category)
+    assert queries_for(client, f"/products/{product.slug}/") == PRODUCT_QUERIES
