@@ -6,11 +6,11 @@ import os
 
 os.environ.setdefault("STOREFRONT_ENV", "test")
 
-import pytest  # noqa: E402
+import pytest
 
 
 def services_required() -> bool:
-    """STOREFRONT_REQUIRE_SERVICES=1 (as .ci/run sets) turns 'service missing' skips into failures."""
+    """With STOREFRONT_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails the test."""
     return os.environ.get("STOREFRONT_REQUIRE_SERVICES") == "1"
 
 
@@ -29,5 +29,5 @@ def require_postgres() -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_media(settings, tmp_path) -> None:  # noqa: ANN001 - pytest-django fixture
+def _isolated_media(settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -47,7 +47,7 @@ class LoginPage(auth_views.LoginView):
     template_name = "accounts/login.html"
     redirect_authenticated_user = True
 
-    def form_invalid(self, form):  # noqa: ANN001 - Django's signature
+    def form_invalid(self, form):
         # A failed login is a client error: answer 400 with the form's message, not 200.
         response = super().form_invalid(form)
         response.status_code = 400

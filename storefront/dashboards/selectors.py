@@ -38,10 +38,14 @@ def _revenue_orders() -> QuerySet[Order]:
 
 
 def customer_totals(*, user: User) -> CustomerTotals:
-    agg = _revenue_orders().filter(user=user).aggregate(
-        order_count=Count("id"),
-        total_spent=Coalesce(Sum("total"), ZERO),
-        average_order=Coalesce(Avg("total"), ZERO),
+    agg = (
+        _revenue_orders()
+        .filter(user=user)
+        .aggregate(
+            order_count=Count("id"),
+            total_spent=Coalesce(Sum("total"), ZERO),
+            average_order=Coalesce(Avg("total"), ZERO),
+        )
     )
     return CustomerTotals(
         order_count=agg["order_count"],
@@ -52,9 +56,9 @@ def customer_totals(*, user: User) -> CustomerTotals:
 
 def customer_recent_orders(*, user: User, limit: int = 5) -> list[Order]:
     return list(
-        Order.objects.filter(user=user).only(*ORDER_LIST_FIELDS).order_by("-created_at", "-id")[
-            :limit
-        ]
+        Order.objects.filter(user=user)
+        .only(*ORDER_LIST_FIELDS)
+        .order_by("-created_at", "-id")[:limit]
     )
 
 

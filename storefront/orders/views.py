@@ -28,9 +28,11 @@ def cart_page(request: HttpRequest) -> HttpResponse:
 
 
 def _product_for_cart(product_id: int) -> Product:
-    product = Product.objects.filter(pk=product_id).only(
-        "id", "name", "stock", "is_active", "price"
-    ).first()
+    product = (
+        Product.objects.filter(pk=product_id)
+        .only("id", "name", "stock", "is_active", "price")
+        .first()
+    )
     if product is None:
         raise Http404("That product does not exist.")
     return product
@@ -125,4 +127,3 @@ def order_detail_page(request: HttpRequest, number: str) -> HttpResponse:
     except Order.DoesNotExist:
         raise Http404("We could not find that order in your account.") from None
     return render(request, "orders/order_detail.html", {"order": order})
-

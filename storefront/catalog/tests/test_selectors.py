@@ -36,7 +36,9 @@ def test_category_filter_includes_child_categories() -> None:
 def test_price_range_is_inclusive() -> None:
     for price in ("5.00", "10.00", "20.00", "30.00"):
         ProductFactory(name=f"P{price}", price=Decimal(price))
-    got = selectors.product_listing(min_price=Decimal("10"), max_price=Decimal("20"), sort="price_asc")
+    got = selectors.product_listing(
+        min_price=Decimal("10"), max_price=Decimal("20"), sort="price_asc"
+    )
     assert names(got) == ["P10.00", "P20.00"]
 
 

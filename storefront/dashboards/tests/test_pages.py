@@ -1,0 +1,127 @@
+import datetime as dt
+import json
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from storefront.dashboards import selectors
+from storefront.orders.models import Order
+from tests.factories import ProductFactory, StaffFactory, UserFactory, order_with_lines
+from tests.querycount import queries_for
+
+pytestmark = pytest.mark.django_db
+
+
+def backdate(order: Order, days: int) -> Order:
+    Order.objects.filter(pk=order.pk).update(created_at=timezone.now() - dt.timedelta(days=days))
+    return order
+
+
+def chart_data(body: str, element_id: str) -> dict:
+    start = body.index(f'<script id="{element_id}" type="application/json">')
+    start = body.index(">", start) + 1
+    return json.loads(body[start : body.index("</script>", start)])
+
+
+def test_customer_dashboard_totals_and_spending(client: Client) -> None:
+    user = UserFactory(full_name="Ada")
+    product = ProductFactory(price=Decimal("25.00"))
+    order_with_lines(user=user, products=[product], quantity=2)  # 50.00 today
+    backdate(order_with_lines(user=user, products=[product]), days=40)  # 25.00 last month or so
+    cancelled = order_with_lines(user=user, products=[product], quantity=4)
+    Order.objects.filter(pk=cancelled.pk).update(status=Order.Status.CANCELLED)
+    order_with_lines(user=UserFactory(), products=[product], quantity=3)  # someone else's
+
+    client.force_login(user)
+    response = client.get("/dashboard/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    totals = response.context["totals"]
+    assert (totals.order_count, totals.total_spent, totals.average_order) == (
+        2,
+        Decimal("75.00"),
+        Decimal("37.50"),
+    )
+    assert '<span class="stat-value" id="stat-spent">$75.00</span>' in body
+    spending = chart_data(body, "spending-chart-data")
+    assert len(spending["labels"]) == 12
+    assert spending["values"][-1] == "50.00"
+    assert sum(Decimal(v) for v in spending["values"]) == Decimal("75.00")
+    assert 'id="spending-chart"' in body
+
+
+def test_staff_dashboard_shows_revenue_top_products_low_stock(client: Client) -> None:
+    buyer = UserFactory()
+    lamp = ProductFactory(name="Best Lamp", price=Decimal("10.00"), stock=50)
+    mug = ProductFactory(name="Rare Mug", price=Decimal("4.00"), stock=2)
+    order_with_lines(user=buyer, products=[lamp], quantity=5)
+    order_with_lines(user=buyer, products=[lamp, mug], quantity=1)
+    backdate(order_with_lines(user=buyer, products=[mug], quantity=9), days=3)
+    backdate(order_with_lines(user=buyer, products=[lamp], quantity=7), days=45)  # outside 30 days
+
+    client.force_login(StaffFactory())
+    response = client.get("/staff/dashboard/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    revenue = chart_data(body, "revenue-chart-data")
+    assert len(revenue["labels"]) == 30
+    assert revenue["labels"][-1] == timezone.localdate().isoformat()
+    assert revenue["values"][-1] == "64.00"
+    assert revenue["values"][-4] == "36.00"
+    assert response.context["revenue_total"] == Decimal("100.00")
+    assert response.context["orders_total"] == 3
+    top = response.context["top_products"]
+    assert [(row["product_name"], row["units"]) for row in top] == [
+        ("Rare Mug", 10),
+        ("Best Lamp", 6),
+    ]
+    assert "Rare Mug" in body.split('id="low-stock"')[1]
+    assert 'id="revenue-chart"' in body
+
+
+def test_staff_dashboard_refuses_customers_and_anonymous(client: Client) -> None:
+    response = client.get("/staff/dashboard/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+    client.force_login(UserFactory())
+    response = client.get("/staff/dashboard/")
+    assert response.status_code == 403
+    assert "This page is for staff only." in response.content.decode()
+
+
+def test_customer_dashboard_needs_login(client: Client) -> None:
+    assert client.get("/dashboard/").status_code == 302
+
+
+def test_revenue_per_day_is_zero_filled() -> None:
+    rows = selectors.revenue_per_day(days=30)
+    assert len(rows) == 30
+    assert all(r.revenue == 0 and r.orders == 0 for r in rows)
+
+
+def test_top_products_keep_deleted_products_by_snapshot() -> None:
+    product = ProductFactory(name="Gone Soon")
+    order_with_lines(user=UserFactory(), products=[product], quantity=3)
+    product.delete()
+    assert [
+        (r["product_name"], r["units"], r["product__slug"]) for r in selectors.top_products()
+    ] == [("Gone Soon", 3, None)]
+
+
+# Query budgets (exact, the same for 5 or 40 orders).
+CUSTOMER_DASHBOARD_QUERIES = 5  # session, user, totals, recent orders, spending per month
+STAFF_DASHBOARD_QUERIES = 6  # session, user, revenue per day, top products, low stock, recent
+
+
+@pytest.mark.parametrize("size", [5, 40])
+def test_dashboard_query_budgets(client: Client, size: int) -> None:
+    user = UserFactory()
+    products = ProductFactory.create_batch(size, stock=1)
+    for i in range(size):
+        backdate(order_with_lines(user=user, products=products[: 1 + i % 3]), days=i % 60)
+    client.force_login(user)
+    assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES
+    client.force_login(StaffFactory())
+    assert queries_for(client, "/staff/dashboard/") == STAFF_DASHBOARD_QUERIES
