@@ -17,6 +17,12 @@ from storefront.orders.models import Order, OrderLine
 from storefront.orders.selectors import ORDER_LIST_FIELDS
 
 ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=14, decimal_places=2))
+CENT = Decimal("0.01")
+
+
+def money(value: object) -> Decimal:
+    """Sums come back from SQLite as float-derived Decimals (988.800000000000): round to cents."""
+    return Decimal(value or 0).quantize(CENT)
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,8 @@ def customer_totals(*, user: User) -> CustomerTotals:
     )
     return CustomerTotals(
         order_count=agg["order_count"],
-        total_spent=agg["total_spent"],
-        average_order=Decimal(agg["average_order"]).quantize(Decimal("0.01")),
+        total_spent=money(agg["total_spent"]),
+        average_order=money(agg["average_order"]),
     )
 
 
@@ -86,8 +92,8 @@ def customer_spending_by_month(*, user: User, months: int = 12) -> list[tuple[dt
         .annotate(spent=Sum("total"))
         .order_by("month")
     )
-    by_month = {_as_date(r["month"]).replace(day=1): r["spent"] for r in rows}
-    return [(m, by_month.get(m, Decimal("0"))) for m in starts]
+    by_month = {_as_date(r["month"]).replace(day=1): money(r["spent"]) for r in rows}
+    return [(m, by_month.get(m, money(0))) for m in starts]
 
 
 def _as_date(value: dt.date | dt.datetime) -> dt.date:
@@ -115,7 +121,7 @@ def revenue_per_day(*, days: int = 30) -> list[DayRevenue]:
         out.append(
             DayRevenue(
                 day=day,
-                revenue=row["revenue"] if row else Decimal("0"),
+                revenue=money(row["revenue"] if row else 0),
                 orders=row["orders"] if row else 0,
             )
         )

@@ -38,7 +38,7 @@ def staff_dashboard_page(request: HttpRequest) -> HttpResponse:
             "revenue_total": sum(r.revenue for r in revenue),
             "orders_total": sum(r.orders for r in revenue),
             "revenue_chart": {
-                "labels": [r.day.isoformat() for r in revenue],
+                "labels": [r.day.strftime("%b %d") for r in revenue],
                 "values": [str(r.revenue) for r in revenue],
                 "label": "Revenue per day",
             },

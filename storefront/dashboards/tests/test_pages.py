@@ -67,10 +67,11 @@ def test_staff_dashboard_shows_revenue_top_products_low_stock(client: Client) ->
     body = response.content.decode()
     revenue = chart_data(body, "revenue-chart-data")
     assert len(revenue["labels"]) == 30
-    assert revenue["labels"][-1] == timezone.localdate().isoformat()
+    assert revenue["labels"][-1] == timezone.localdate().strftime("%b %d")
     assert revenue["values"][-1] == "64.00"
     assert revenue["values"][-4] == "36.00"
     assert response.context["revenue_total"] == Decimal("100.00")
+    assert '<span class="stat-value" id="stat-revenue">$100.00</span>' in body
     assert response.context["orders_total"] == 3
     top = response.context["top_products"]
     assert [(row["product_name"], row["units"]) for row in top] == [
