@@ -1,12 +1,25 @@
-"""Site-wide API pieces: the exception handler that turns every error into a JSON message."""
+"""Site-wide API pieces: error handling, keyset cursor pagination, shared schema components."""
 
 from __future__ import annotations
 
+import json
+import operator
+from base64 import b64decode
+from functools import reduce
 from typing import Any
+from urllib import parse
 
+from django.conf import settings
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import exceptions
+from django.db.models import Field, Model, Q, QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import Cursor, CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 
@@ -15,3 +28,213 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, DjangoValidationError):
         exc = exceptions.ValidationError({"detail": exc.messages})
     return drf_exception_handler(exc, context)
+
+
+class Conflict(exceptions.APIException):
+    """The request is valid but the current state forbids it (e.g. not enough stock)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Schema of the `{"detail": "..."}` body of 401, 403, 404, 405 and 415 responses."""
+
+    detail = serializers.CharField()
+
+    class Meta:
+        ref_name = "Error"
+
+
+class ConflictErrorSerializer(serializers.Serializer):
+    """Schema of a 409 body: every reason the request could not be carried out."""
+
+    detail = serializers.ListField(child=serializers.CharField())
+
+    class Meta:
+        ref_name = "ConflictError"
+
+
+class KeysetCursorPagination(CursorPagination):
+    """Cursor pagination keyed on every column of the queryset's own ordering.
+
+    DRF's CursorPagination positions on the first ordering column plus an offset, which
+    degrades when many rows share that value (a thousand products at one price) and silently
+    breaks past `offset_cutoff`. Selectors here order by columns ending in a unique one, so the
+    whole tuple identifies a row: a page is simply "the rows after this tuple" (one indexed range
+    query, no offsets), and pagination follows whichever sort the selector applied.
+    """
+
+    page_size = settings.STOREFRONT_PAGE_SIZE
+    page_size_query_param = "page_size"
+    max_page_size = 100
+    # Not used: the ordering is read from the queryset the selector returned.
+    ordering = ()
+
+    def get_ordering(
+        self, request: Request, queryset: QuerySet, view: APIView | None
+    ) -> tuple[str, ...]:
+        ordering = tuple(queryset.query.order_by) or tuple(queryset.model._meta.ordering)
+        fields = _ordering_fields(queryset.model, ordering)
+        if not fields or not (fields[-1].unique or fields[-1].primary_key):
+            raise ImproperlyConfigured(
+                f"Keyset pagination needs an ordering ending in a unique column, got {ordering!r}."
+            )
+        return ordering
+
+    def paginate_queryset(
+        self, queryset: QuerySet, request: Request, view: APIView | None = None
+    ) -> list[Model]:
+        self.request = request
+        self.page_size = self.get_page_size(request)
+        self.base_url = request.build_absolute_uri()
+        self.ordering = self.get_ordering(request, queryset, view)
+        self.fields = _ordering_fields(queryset.model, self.ordering)
+        self.cursor = self.decode_cursor(request)
+        reverse = bool(self.cursor and self.cursor.reverse)
+        position = self._decode_position(self.cursor.position) if self.cursor else None
+
+        ordering = _reverse_ordering(self.ordering) if reverse else self.ordering
+        queryset = queryset.order_by(*ordering)
+        if position is not None:
+            queryset = queryset.filter(_rows_after(ordering, position))
+        # One row more than the page tells whether another page follows, without a COUNT.
+        rows = list(queryset[: self.page_size + 1])
+        more = len(rows) > self.page_size
+        self.page = rows[: self.page_size]
+        if reverse:
+            self.page.reverse()
+            self.has_previous, self.has_next = more, position is not None
+        else:
+            self.has_previous, self.has_next = position is not None, more
+        self.display_page_controls = self.has_previous or self.has_next
+        return self.page
+
+    def get_next_link(self) -> str | None:
+        if not self.has_next:
+            return None
+        return self._link(reverse=False, row=self.page[-1] if self.page else None)
+
+    def get_previous_link(self) -> str | None:
+        if not self.has_previous:
+            return None
+        return self._link(reverse=True, row=self.page[0] if self.page else None)
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        """The request's cursor; anything this class did not issue is an invalid cursor.
+
+        Stricter than DRF's, which reads undecodable base64 as "no cursor" and serves page one.
+        """
+        encoded = request.query_params.get(self.cursor_query_param, "")
+        if not encoded:
+            return None
+        try:
+            tokens = parse.parse_qs(
+                b64decode(encoded.encode("ascii"), validate=True).decode("ascii"),
+                strict_parsing=True,
+            )
+            reverse = {"0": False, "1": True}[tokens.get("r", ["0"])[0]]
+            [position] = tokens["p"]
+        except (ValueError, KeyError):
+            raise exceptions.NotFound(self.invalid_cursor_message) from None
+        return Cursor(offset=0, reverse=reverse, position=position)
+
+    def _link(self, *, reverse: bool, row: Model | None) -> str:
+        # An empty page (its rows were deleted since the cursor was issued) keeps the position
+        # of the cursor that led to it, so the client can still page on.
+        position = self._encode_position(row) if row is not None else self.cursor.position
+        return self.encode_cursor(Cursor(offset=0, reverse=reverse, position=position))
+
+    def _encode_position(self, row: Model) -> str:
+        # The ordering travels with the values: a cursor taken from one sort means nothing
+        # under another, and is refused rather than silently misread.
+        position = {"o": list(self.ordering), "v": [f.value_to_string(row) for f in self.fields]}
+        return json.dumps(position, separators=(",", ":"))
+
+    def _decode_position(self, encoded: str) -> list[Any]:
+        """The cursor's values as Python values; anything tampered with is an invalid cursor.
+
+        Validators run too, so an out-of-range number never reaches the database as an error.
+        """
+        try:
+            position = json.loads(encoded)
+            if not isinstance(position, dict) or position.get("o") != list(self.ordering):
+                raise ValueError("cursor from another ordering")
+            raw = position.get("v")
+            if not isinstance(raw, list) or len(raw) != len(self.fields):
+                raise ValueError("wrong number of values")
+            values = []
+            for field, value in zip(self.fields, raw, strict=True):
+                if not isinstance(value, str):
+                    raise ValueError("positions are strings")
+                python_value = field.to_python(value)
+                field.run_validators(python_value)
+                values.append(python_value)
+        except (ValueError, RecursionError, DjangoValidationError):
+            raise exceptions.NotFound(self.invalid_cursor_message) from None
+        return values
+
+
+def _ordering_fields(model: type[Model], ordering: tuple[Any, ...]) -> list[Field]:
+    """The model fields an ordering names; keyset paging only works on plain, non-null columns."""
+    fields = []
+    for name in ordering:
+        if not isinstance(name, str) or "__" in name or name.lstrip("-") in ("", "?"):
+            raise ImproperlyConfigured(f"Keyset pagination cannot order by {name!r}.")
+        attr = name.lstrip("-")
+        try:
+            field = model._meta.get_field("id" if attr == "pk" else attr)
+        except FieldDoesNotExist:
+            raise ImproperlyConfigured(f"Keyset pagination cannot order by {name!r}.") from None
+        if not field.concrete or field.null or field.is_relation:
+            raise ImproperlyConfigured(f"Keyset pagination needs a non-null column, not {name!r}.")
+        fields.append(field)
+    return fields
+
+
+def _reverse_ordering(ordering: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(name[1:] if name.startswith("-") else f"-{name}" for name in ordering)
+
+
+def _rows_after(ordering: tuple[str, ...], values: list[Any]) -> Q:
+    """Rows strictly after `values` in `ordering`: a > x OR (a = x AND b > y) OR ...
+
+    The leading, logically redundant `a >= x` gives the database a range on the ordering's
+    index to scan instead of filtering the whole table.
+    """
+    terms, equal_so_far = [], Q()
+    for name, value in zip(ordering, values, strict=True):
+        attr, after = (name[1:], "lt") if name.startswith("-") else (name, "gt")
+        terms.append(equal_so_far & Q(**{f"{attr}__{after}": value}))
+        equal_so_far &= Q(**{attr: value})
+    first = ordering[0]
+    bound = Q(**{f"{first[1:]}__lte" if first.startswith("-") else f"{first}__gte": values[0]})
+    return bound & reduce(operator.or_, terms)
+
+
+def paginated_response(
+    *,
+    pagination_class: type[KeysetCursorPagination],
+    serializer_class: type[serializers.Serializer],
+    queryset: QuerySet,
+    request: Request,
+    view: APIView,
+) -> Response:
+    """One page of `queryset` rendered with `serializer_class`, with next/previous links."""
+    paginator = pagination_class()
+    page = paginator.paginate_queryset(queryset, request, view=view)
+    serializer = serializer_class(page, many=True, context={"request": request})
+    return paginator.get_paginated_response(serializer.data)
+
+
+@extend_schema(exclude=True)
+class ApiNotFound(APIView):
+    """Unknown paths under /api/ answer in JSON like the rest of the API, not with an HTML page."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+
+    def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # DRF routes every method without a handler here: all of them get the same 404.
+        raise exceptions.NotFound("There is no API endpoint at this address.")

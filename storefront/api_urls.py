@@ -1,7 +1,20 @@
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from storefront.accounts.api import TokenObtainApi
+from storefront.api import ApiNotFound
+from storefront.catalog.api import ProductDetailApi, ProductListApi
+from storefront.orders.api import OrderDetailApi, OrderListCreateApi
+
 urlpatterns = [
+    path("auth/token/", TokenObtainApi.as_view(), name="api-token"),
+    path("products/", ProductListApi.as_view(), name="api-product-list"),
+    path("products/<slug:slug>/", ProductDetailApi.as_view(), name="api-product-detail"),
+    path("orders/", OrderListCreateApi.as_view(), name="api-order-list"),
+    path("orders/<str:number>/", OrderDetailApi.as_view(), name="api-order-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Last: anything else under /api/ (ending in a slash, so APPEND_SLASH still redirects
+    # /api/products to /api/products/) is a JSON 404.
+    re_path(r"^.*/$", ApiNotFound.as_view(), name="api-not-found"),
 ]

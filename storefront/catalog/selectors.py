@@ -135,3 +135,29 @@ def products_by_ids(*, ids: list[int]) -> dict[int, Product]:
         .select_related("category")
         .only(*LISTING_FIELDS, "sku", "is_active")
     }
+
+
+def product_listing_with_sku(
+    *,
+    category_ids: list[int] | None = None,
+    search: str = "",
+    min_price: Decimal | None = None,
+    max_price: Decimal | None = None,
+    sort: str = "",
+) -> QuerySet[Product]:
+    """product_listing plus the SKU column, which the API's product representation shows.
+
+    Without it every row would load its deferred SKU with a query of its own.
+    """
+    return product_listing(
+        category_ids=category_ids,
+        search=search,
+        min_price=min_price,
+        max_price=max_price,
+        sort=sort,
+    ).only(*LISTING_FIELDS, "sku")
+
+
+def active_product_ids_by_slug(*, slugs: list[str]) -> dict[str, int]:
+    """Ids of the active products among `slugs`; unknown and inactive slugs are left out."""
+    return dict(Product.objects.active().filter(slug__in=slugs).values_list("slug", "id"))

@@ -1,0 +1,155 @@
+"""Catalog API: the product listing (filters, sorts, cursor pages) and product detail."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from storefront.api import ErrorSerializer, KeysetCursorPagination, paginated_response
+from storefront.catalog import selectors
+from storefront.catalog.forms import MAX_PRICE
+from storefront.catalog.models import Product
+
+VALIDATION_ERROR = OpenApiResponse(
+    OpenApiTypes.OBJECT, description="Invalid input: each field name maps to its messages."
+)
+BAD_CURSOR = OpenApiResponse(ErrorSerializer, description="The cursor is invalid.")
+NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No active product with this slug.")
+
+
+def category_ids_for_slug(slug: str) -> list[int]:
+    """The category with this slug and all categories below it; unknown slugs are a 400."""
+    categories = selectors.category_list()
+    category = next((c for c in categories if c.slug == slug), None)
+    if category is None:
+        raise exceptions.ValidationError({"category": [f"Unknown category “{slug}”."]})
+    return selectors.category_with_descendant_ids(category=category, categories=categories)
+
+
+class ProductListApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        q = serializers.CharField(
+            required=False, allow_blank=True, max_length=200, help_text="Full-text search."
+        )
+        category = serializers.SlugField(
+            required=False,
+            allow_blank=True,
+            max_length=120,
+            help_text="Category slug; products of its child categories are included.",
+        )
+        # allow_null lets an empty `min_price=` from an HTML form mean "no bound".
+        min_price = serializers.DecimalField(
+            max_digits=10,
+            decimal_places=2,
+            min_value=0,
+            max_value=MAX_PRICE,
+            required=False,
+            allow_null=True,
+        )
+        max_price = serializers.DecimalField(
+            max_digits=10,
+            decimal_places=2,
+            min_value=0,
+            max_value=MAX_PRICE,
+            required=False,
+            allow_null=True,
+        )
+        # No "relevance" sort: cursors cannot page on a computed search rank.
+        sort = serializers.ChoiceField(
+            choices=[(key, selectors.SORT_LABELS[key]) for key in selectors.PRODUCT_SORTS],
+            required=False,
+            allow_blank=True,
+            help_text="Defaults to newest first, also when searching.",
+        )
+
+        class Meta:
+            ref_name = "ProductFilters"
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            low, high = attrs.get("min_price"), attrs.get("max_price")
+            if low is not None and high is not None and low > high:
+                raise serializers.ValidationError(
+                    {"min_price": ["The minimum price must not be above the maximum price."]}
+                )
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        class CategorySerializer(serializers.Serializer):
+            name = serializers.CharField()
+            slug = serializers.SlugField()
+
+            class Meta:
+                ref_name = "ProductCategory"
+
+        slug = serializers.SlugField()
+        name = serializers.CharField()
+        sku = serializers.CharField()
+        price = serializers.DecimalField(max_digits=10, decimal_places=2)
+        stock = serializers.IntegerField()
+        in_stock = serializers.BooleanField()
+        category = CategorySerializer()
+        image = serializers.ImageField(allow_null=True, help_text="Absolute URL, or null.")
+        url = serializers.HyperlinkedIdentityField(
+            view_name="api-product-detail", lookup_field="slug"
+        )
+        created_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "Product"
+
+    pagination_class = KeysetCursorPagination
+
+    @extend_schema(
+        operation_id="products_list",
+        summary="List active products",
+        parameters=[InputSerializer],
+        responses={200: OutputSerializer(many=True), 400: VALIDATION_ERROR, 404: BAD_CURSOR},
+    )
+    def get(self, request: Request) -> Response:
+        filters = self.InputSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        products = selectors.product_listing_with_sku(
+            category_ids=category_ids_for_slug(data["category"]) if data.get("category") else None,
+            search=data.get("q", ""),
+            min_price=data.get("min_price"),
+            max_price=data.get("max_price"),
+            # Always a named sort: given none, a search is ordered by its rank, and cursors
+            # cannot page on a computed rank.
+            sort=data.get("sort") or "newest",
+        )
+        return paginated_response(
+            pagination_class=self.pagination_class,
+            serializer_class=self.OutputSerializer,
+            queryset=products,
+            request=request,
+            view=self,
+        )
+
+
+class ProductDetailApi(APIView):
+    class OutputSerializer(ProductListApi.OutputSerializer):
+        description = serializers.CharField()
+        updated_at = serializers.DateTimeField()
+
+        class Meta:
+            ref_name = "ProductDetail"
+
+    @extend_schema(
+        operation_id="products_retrieve",
+        summary="One active product",
+        parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH)],
+        responses={200: OutputSerializer, 404: NOT_FOUND},
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        try:
+            product = selectors.product_detail(slug=slug)
+        except Product.DoesNotExist:
+            raise exceptions.NotFound("No product with that slug.") from None
+        return Response(self.OutputSerializer(product, context={"request": request}).data)
