@@ -1,0 +1,57 @@
+# Storefront: `make help` lists the targets. The shell logic lives in scripts/.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+# Extra pytest arguments, e.g. `make test PYTEST_ARGS="-k checkout -x"`.
+PYTEST_ARGS ?=
+# Parallel test processes; `make test XDIST=0` runs in one process.
+XDIST ?= auto
+
+export PYTHON VENV
+
+PYTEST := STOREFRONT_ENV=test $(VENV)/bin/pytest
+ifeq ($(XDIST),0)
+PYTEST_PARALLEL :=
+else
+# loadgroup keeps tests marked xdist_group together (the browser tests share one server).
+PYTEST_PARALLEL := -n $(XDIST) --dist loadgroup
+endif
+
+.PHONY: help install run test test-quick lint format vendor clean distclean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "; print "Usage: make TARGET\n"} \
+	     /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Create .venv and install Storefront with the dev extras (tests, lint)
+	@scripts/bootstrap.sh --dev
+
+run: ## Install, migrate, seed demo data once, collect static files, serve on 127.0.0.1:8000
+	@scripts/run.sh
+
+test: install ## Run the whole test suite (stack and browser tests included)
+	$(PYTEST) $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+
+test-quick: install ## Run the tests that start no servers or browsers (-m "not stack")
+	$(PYTEST) $(PYTEST_PARALLEL) -m "not stack" $(PYTEST_ARGS)
+
+lint: install ## Check formatting and lint rules (ruff)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: install ## Format the code and apply safe lint fixes (ruff)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+vendor: ## Refresh storefront/static/vendor/ from package.json (needs npm)
+	@scripts/vendor.sh
+
+clean: ## Remove caches, test output and collected static files (keeps .venv and the database)
+	rm -rf test-output .pytest_cache .ruff_cache build var/static var/cache
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+distclean: clean ## Also remove .venv and var/ (database, media): back to a fresh clone
+	rm -rf $(VENV) var *.egg-info

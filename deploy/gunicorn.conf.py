@@ -1,0 +1,98 @@
+"""Gunicorn configuration: every value comes from a GUNICORN_* environment variable.
+
+Used by `make run`, the stack tests and (later) the Docker and systemd deployments alike:
+
+    gunicorn -c deploy/gunicorn.conf.py storefront.wsgi
+
+The defaults suit one machine serving Storefront directly; the README's configuration table
+lists each variable. A variable that is set but empty counts as unset.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+
+def _env_str(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise SystemExit(f"{name} must be true or false, not {raw!r}")
+
+
+# --- Server socket -------------------------------------------------------------------------
+
+# Loopback only until nginx sits in front; "unix:/path" binds a unix socket instead.
+bind = [_env_str("GUNICORN_BIND", "127.0.0.1:8000")]
+# Connections the kernel queues while every worker is busy (gunicorn's own default).
+backlog = _env_int("GUNICORN_BACKLOG", 2048)
+
+# --- Workers -------------------------------------------------------------------------------
+
+# 2 x cores + 1: keeps every core busy while some workers wait on PostgreSQL or Redis.
+workers = _env_int("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1)
+# sync workers are the simplest and fastest for short requests behind a buffering proxy.
+worker_class = _env_str("GUNICORN_WORKER_CLASS", "sync")
+# Threads per worker; only the gthread worker uses more than one.
+threads = _env_int("GUNICORN_THREADS", 1)
+# Seconds a worker may stay silent before it is killed and replaced (a stuck request).
+timeout = _env_int("GUNICORN_TIMEOUT", 30)
+# Seconds in-flight requests get to finish on reload or shutdown before workers are killed.
+graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+# Seconds an idle keep-alive connection is held open; covers a proxy's reused connections.
+keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+# Recycle each worker after this many requests so slow leaks never grow without bound.
+max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
+# Random extra requests per worker so the workers do not all restart at the same moment.
+max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
+# Load Django once in the master: faster worker start, shared memory pages, and an import
+# error stops the server at start instead of crash-looping workers.
+preload_app = _env_bool("GUNICORN_PRELOAD", True)
+# The worker heartbeat file lives in RAM: on a disk-backed /tmp its fchmod can block workers.
+_RAM_DIR = "/dev/shm"  # noqa: S108 - gunicorn creates its heartbeat file there with mkstemp
+if os.path.isdir(_RAM_DIR):
+    worker_tmp_dir = _RAM_DIR
+
+# --- Control socket ------------------------------------------------------------------------
+
+# Gunicorn's default control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl), shared
+# by every instance that user starts: it is off unless a per-instance path is given.
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+if _control_socket:
+    control_socket = _control_socket
+else:
+    control_socket_disable = True
+
+# --- Logging -------------------------------------------------------------------------------
+
+# Access log to stdout ("-"), so the process manager or container runtime collects it.
+accesslog = _env_str("GUNICORN_ACCESSLOG", "-")
+# Combined log format plus the response time in ms and the request id set by the proxy.
+access_log_format = _env_str(
+    "GUNICORN_ACCESS_LOG_FORMAT",
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms rid=%({x-request-id}i)s',
+)
+# Errors and gunicorn's own messages to stderr, for the same reason.
+errorlog = _env_str("GUNICORN_ERRORLOG", "-")
+# info shows start, stop and worker recycling without per-request noise.
+loglevel = _env_str("GUNICORN_LOGLEVEL", "info")

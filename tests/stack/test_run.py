@@ -1,0 +1,132 @@
+"""`make run` (scripts/run.sh) end to end: it prepares, serves, prints the logins, and Ctrl-C
+stops every process it started. Runs on the embedded defaults (SQLite, file cache) in a
+temporary var directory, on a free port instead of 8000."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from storefront.orders.seeding import DEMO_CUSTOMER, DEMO_STAFF
+from tests.stack.conftest import ISOLATED_VARIABLES, REPO_ROOT, free_port
+
+pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("make-run")]
+
+VENV = Path(sys.prefix)
+
+
+class RunScript:
+    """scripts/run.sh in its own session, so a signal can go to its whole process group the
+    way a terminal's Ctrl-C does."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.output: list[str] = []
+        self.proc = subprocess.Popen(
+            ["bash", str(REPO_ROOT / "scripts" / "run.sh")],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.output.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def wait_until_serving(self, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"run.sh exited with {self.proc.returncode}:\n{self.text[-4000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    assert response.status == 200
+                    return
+            except OSError:
+                time.sleep(0.3)
+        self.interrupt()
+        pytest.fail(f"run.sh did not serve {url} within {timeout:.0f}s:\n{self.text[-4000:]}")
+
+    def interrupt(self) -> int:
+        """Ctrl-C: SIGINT to the process group; returns the exit status."""
+        pgid = os.getpgid(self.proc.pid)
+        os.killpg(pgid, signal.SIGINT)
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            self._reader.join(timeout=5)
+
+    def survivors(self) -> bool:
+        """True when a process of the group outlives the master by 5s (orphaned workers)."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return False
+            time.sleep(0.1)  # maybe a zombie not yet reaped by init
+        return True
+
+
+@pytest.fixture
+def run_env(tmp_path: Path) -> dict[str, str]:
+    if not (VENV / "bin" / "gunicorn").exists() or sys.prefix == sys.base_prefix:
+        pytest.skip("run.sh needs the tests to run from the project's virtualenv")
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
+    env = {k: v for k, v in env.items() if not k.startswith("GUNICORN_")}
+    env.update(
+        VENV=str(VENV),
+        STOREFRONT_ENV="dev",
+        STOREFRONT_VAR_DIR=str(tmp_path / "var"),
+        GUNICORN_BIND=f"127.0.0.1:{free_port()}",
+        GUNICORN_WORKERS="2",
+        GUNICORN_GRACEFUL_TIMEOUT="5",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def test_run_serves_prints_logins_and_stops_on_ctrl_c(run_env: dict[str, str]) -> None:
+    base = f"http://{run_env['GUNICORN_BIND']}"
+
+    first = RunScript(run_env)
+    first.wait_until_serving(f"{base}/", timeout=600)
+    with urllib.request.urlopen(f"{base}/products/", timeout=10) as response:
+        assert response.status == 200
+        assert b'class="product-card"' in response.read(), "the demo data was not seeded"
+    for expected in [
+        f"{base}/",
+        f"{base}/staff/dashboard/",
+        f"{base}/admin/",
+        f"{base}/api/docs/",
+        *DEMO_CUSTOMER,
+        *DEMO_STAFF,
+    ]:
+        assert expected in first.text, f"{expected!r} missing from the banner:\n{first.text}"
+    status = first.interrupt()
+    assert status == 0, f"gunicorn exited with {status} on Ctrl-C:\n{first.text[-3000:]}"
+    assert not first.survivors(), "processes outlived Ctrl-C"
+
+    # A second start reuses the database: nothing to install, migrate or seed.
+    second = RunScript(run_env)
+    second.wait_until_serving(f"{base}/", timeout=120)
+    assert second.interrupt() == 0
+    assert "installing" not in second.text, second.text
+    assert not second.survivors(), "processes outlived Ctrl-C"
