@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("STOREFRONT_ENV", "test")
-
 import pytest
 
 

@@ -93,7 +93,11 @@ TEMPLATES = [
 ]
 
 # Database: SQLite file by default, PostgreSQL with e.g. postgres://user@127.0.0.1:5432/storefront.
-DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
+# (An empty DATABASE_URL counts as unset.)
+DATABASE_URL = env.str("DATABASE_URL", default="")
+if not DATABASE_URL:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)  # SQLite creates the file, not its directory
+DATABASES = {"default": env.db_url_config(DATABASE_URL or f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 # Seconds a PostgreSQL connection is kept open between requests (0 = close after each request).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from django.views.static import serve
 
 urlpatterns = [
@@ -10,6 +12,8 @@ urlpatterns = [
     path("", include("storefront.dashboards.urls")),
     path("api/", include("storefront.api_urls")),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on pages without an icon link (the admin): no 404 noise.
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
 ]
 
 if settings.SERVE_MEDIA:

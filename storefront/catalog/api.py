@@ -115,7 +115,7 @@ class ProductListApi(APIView):
         filters = self.InputSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         data = filters.validated_data
-        products = selectors.product_listing_with_sku(
+        products = selectors.product_listing(
             category_ids=category_ids_for_slug(data["category"]) if data.get("category") else None,
             search=data.get("q", ""),
             min_price=data.get("min_price"),

@@ -30,6 +30,7 @@ LISTING_FIELDS = (
     "id",
     "name",
     "slug",
+    "sku",
     "price",
     "stock",
     "image",
@@ -137,27 +138,15 @@ def products_by_ids(*, ids: list[int]) -> dict[int, Product]:
     }
 
 
-def product_listing_with_sku(
-    *,
-    category_ids: list[int] | None = None,
-    search: str = "",
-    min_price: Decimal | None = None,
-    max_price: Decimal | None = None,
-    sort: str = "",
-) -> QuerySet[Product]:
-    """product_listing plus the SKU column, which the API's product representation shows.
-
-    Without it every row would load its deferred SKU with a query of its own.
-    """
-    return product_listing(
-        category_ids=category_ids,
-        search=search,
-        min_price=min_price,
-        max_price=max_price,
-        sort=sort,
-    ).only(*LISTING_FIELDS, "sku")
-
-
 def active_product_ids_by_slug(*, slugs: list[str]) -> dict[str, int]:
     """Ids of the active products among `slugs`; unknown and inactive slugs are left out."""
     return dict(Product.objects.active().filter(slug__in=slugs).values_list("slug", "id"))
+
+
+def product_for_cart(*, product_id: int) -> Product | None:
+    """The columns the cart checks (active, stock, price) of one product, or None."""
+    return (
+        Product.objects.filter(pk=product_id)
+        .only("id", "name", "stock", "is_active", "price")
+        .first()
+    )

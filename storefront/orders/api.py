@@ -144,7 +144,7 @@ class OrderListCreateApi(APIView):
         return paginated_response(
             pagination_class=self.pagination_class,
             serializer_class=self.OutputSerializer,
-            queryset=selectors.orders_with_line_products_for(user=request.user),
+            queryset=selectors.orders_with_lines_for(user=request.user),
             request=request,
             view=self,
         )

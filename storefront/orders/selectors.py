@@ -21,13 +21,6 @@ def order_detail_for(*, user: User, number: str) -> Order:
     ).get(user=user, number=number)
 
 
-def orders_with_lines_for(*, user: User) -> QuerySet[Order]:
-    """The user's orders with their lines prefetched (API list)."""
-    return order_history_for(user=user).prefetch_related(
-        Prefetch("lines", queryset=OrderLine.objects.order_by("id"))
-    )
-
-
 ORDER_LINE_API_FIELDS = (
     "id",
     "order",
@@ -39,11 +32,10 @@ ORDER_LINE_API_FIELDS = (
 )
 
 
-def orders_with_line_products_for(*, user: User) -> QuerySet[Order]:
+def orders_with_lines_for(*, user: User) -> QuerySet[Order]:
     """The user's orders with shipping details, lines and each line's product slug (API list).
 
-    Like orders_with_lines_for, but the lines join their product so the API can link to it
-    without a query per line, and the API shows every order in full.
+    Lines join their product so the API can link to it without a query per line.
     """
     orders = order_history_for(user=user).only(
         *ORDER_LIST_FIELDS, "shipping_name", "shipping_address"

@@ -8,6 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from storefront.catalog.models import Product
+from storefront.catalog.selectors import product_for_cart
 from storefront.orders import selectors, services
 from storefront.orders.cart import Cart, CartError
 from storefront.orders.forms import CheckoutForm, QuantityForm
@@ -28,11 +29,7 @@ def cart_page(request: HttpRequest) -> HttpResponse:
 
 
 def _product_for_cart(product_id: int) -> Product:
-    product = (
-        Product.objects.filter(pk=product_id)
-        .only("id", "name", "stock", "is_active", "price")
-        .first()
-    )
+    product = product_for_cart(product_id=product_id)
     if product is None:
         raise Http404("That product does not exist.")
     return product

@@ -10,52 +10,114 @@ from storefront.catalog.migration_operations import AddIndexOnPostgres
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Category',
+            name="Category",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('slug', models.SlugField(max_length=120, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('parent', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='children', to='catalog.category')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("slug", models.SlugField(max_length=120, unique=True)),
+                ("description", models.TextField(blank=True)),
+                (
+                    "parent",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="children",
+                        to="catalog.category",
+                    ),
+                ),
             ],
             options={
-                'verbose_name_plural': 'categories',
-                'ordering': ['name'],
+                "verbose_name_plural": "categories",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Product',
+            name="Product",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=220, unique=True)),
-                ('sku', models.CharField(max_length=40, unique=True, verbose_name='SKU')),
-                ('description', models.TextField(blank=True)),
-                ('price', models.DecimalField(decimal_places=2, max_digits=10)),
-                ('stock', models.IntegerField(default=0)),
-                ('image', models.ImageField(blank=True, upload_to='products/%Y/%m/')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('category', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='products', to='catalog.category')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=220, unique=True)),
+                ("sku", models.CharField(max_length=40, unique=True, verbose_name="SKU")),
+                ("description", models.TextField(blank=True)),
+                ("price", models.DecimalField(decimal_places=2, max_digits=10)),
+                ("stock", models.IntegerField(default=0)),
+                ("image", models.ImageField(blank=True, upload_to="products/%Y/%m/")),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "category",
+                    models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="products",
+                        to="catalog.category",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'indexes': [models.Index(fields=['category', '-created_at'], name='product_category_newest_idx'), models.Index(condition=models.Q(('is_active', True)), fields=['-created_at', '-id'], name='product_active_newest_idx'), models.Index(condition=models.Q(('is_active', True)), fields=['price', 'id'], name='product_active_price_idx'), models.Index(condition=models.Q(('is_active', True)), fields=['name', 'id'], name='product_active_name_idx'), models.Index(condition=models.Q(('is_active', True)), fields=['stock'], name='product_active_stock_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('price__gte', Decimal('0'))), name='product_price_non_negative'), models.CheckConstraint(condition=models.Q(('stock__gte', 0)), name='product_stock_non_negative')],
+                "ordering": ["-created_at", "-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["category", "-created_at"], name="product_category_newest_idx"
+                    ),
+                    models.Index(
+                        condition=models.Q(("is_active", True)),
+                        fields=["-created_at", "-id"],
+                        name="product_active_newest_idx",
+                    ),
+                    models.Index(
+                        condition=models.Q(("is_active", True)),
+                        fields=["price", "id"],
+                        name="product_active_price_idx",
+                    ),
+                    models.Index(
+                        condition=models.Q(("is_active", True)),
+                        fields=["name", "id"],
+                        name="product_active_name_idx",
+                    ),
+                    models.Index(
+                        condition=models.Q(("is_active", True)),
+                        fields=["stock"],
+                        name="product_active_stock_idx",
+                    ),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("price__gte", Decimal("0"))),
+                        name="product_price_non_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("stock__gte", 0)), name="product_stock_non_negative"
+                    ),
+                ],
             },
         ),
         # Full-text search index: PostgreSQL only (see migration_operations).
         AddIndexOnPostgres(
-            model_name='product',
-            index=django.contrib.postgres.indexes.GinIndex(django.contrib.postgres.search.SearchVector('name', 'description', config='english'), name='product_search_gin'),
+            model_name="product",
+            index=django.contrib.postgres.indexes.GinIndex(
+                django.contrib.postgres.search.SearchVector(
+                    "name", "description", config="english"
+                ),
+                name="product_search_gin",
+            ),
         ),
     ]
