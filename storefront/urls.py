@@ -1,9 +1,18 @@
 from django.conf import settings
+from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.contrib import admin
 from django.templatetags.static import static
 from django.urls import include, path, re_path
-from django.views.generic import RedirectView
 from django.views.static import serve
+
+
+def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
+    """Browsers ask for /favicon.ico on pages without an icon link (the admin): no 404 noise.
+
+    Resolved per request, because the hashed name exists only after collectstatic.
+    """
+    return HttpResponsePermanentRedirect(static("img/favicon.svg"))
+
 
 urlpatterns = [
     path("", include("storefront.catalog.urls")),
@@ -12,8 +21,7 @@ urlpatterns = [
     path("", include("storefront.dashboards.urls")),
     path("api/", include("storefront.api_urls")),
     path("admin/", admin.site.urls),
-    # Browsers ask for /favicon.ico on pages without an icon link (the admin): no 404 noise.
-    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
+    path("favicon.ico", favicon),
 ]
 
 if settings.SERVE_MEDIA:

@@ -147,3 +147,9 @@ def test_product_page_query_budget(client: Client, related: int) -> None:
     product = ProductFactory(category=category)
     ProductFactory.create_batch(related, category=category)
     assert queries_for(client, f"/products/{product.slug}/") == PRODUCT_QUERIES
+
+
+def test_favicon_redirects_to_the_static_icon(client: Client) -> None:
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"] == "/static/img/favicon.svg"
