@@ -1,6 +1,6 @@
 from django.conf import settings
-from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.urls import include, path, re_path
 from django.views.static import serve
