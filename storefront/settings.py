@@ -58,9 +58,12 @@ INSTALLED_APPS = [
     "storefront.catalog",
     "storefront.orders",
     "storefront.dashboards",
+    "storefront.ops",
 ]
 
 MIDDLEWARE = [
+    # /healthz and /readyz answer before host validation and the HTTPS redirect (see there).
+    "storefront.ops.middleware.HealthProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves hashed static files when no nginx sits in front (embedded mode, Docker without proxy).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -133,6 +136,9 @@ else:
         }
     }
 
+# Celery broker (Redis by default); /readyz pings it. Empty: no broker, tasks run in-process.
+STOREFRONT_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -168,6 +174,13 @@ STORAGES = {
         )
     },
 }
+
+# Largest upload in megabytes (product images, CSV files); nginx's client_max_body_size matches.
+STOREFRONT_MAX_UPLOAD_MB = env.int("STOREFRONT_MAX_UPLOAD_MB", default=10)
+# Request bodies beyond this go to a temporary file (deleted by Django after the request).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+FILE_UPLOAD_PERMISSIONS = 0o644  # readable by the nginx worker that serves /media/
+DATA_UPLOAD_MAX_MEMORY_SIZE = STOREFRONT_MAX_UPLOAD_MB * 1024 * 1024
 
 # Products per listing page and orders per history page.
 STOREFRONT_PAGE_SIZE = env.int("STOREFRONT_PAGE_SIZE", default=24)
@@ -207,7 +220,7 @@ SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
 # HSTS max-age in seconds (production default one year; 0 disables).
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if IS_PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=IS_PRODUCTION)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"

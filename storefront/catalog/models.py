@@ -8,6 +8,8 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
+from storefront.catalog.validators import validate_image_extension, validate_upload_size
+
 # The expression the GIN index is built on; the search selector must use exactly this one so
 # PostgreSQL can answer the query from the index.
 SEARCH_CONFIG = "english"
@@ -51,7 +53,12 @@ class Product(models.Model):
     category = models.ForeignKey(
         Category, on_delete=models.PROTECT, related_name="products", db_index=False
     )
-    image = models.ImageField(upload_to="products/%Y/%m/", blank=True)
+    image = models.ImageField(
+        upload_to="products/%Y/%m/",
+        blank=True,
+        validators=[validate_image_extension, validate_upload_size],
+        help_text="JPEG, PNG or WebP.",
+    )
     is_active = models.BooleanField("active", default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

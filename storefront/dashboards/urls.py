@@ -6,4 +6,5 @@ app_name = "dashboards"
 urlpatterns = [
     path("dashboard/", views.customer_dashboard_page, name="customer"),
     path("staff/dashboard/", views.staff_dashboard_page, name="staff"),
+    path("staff/orders/export.csv", views.order_export_csv, name="order_export"),
 ]

@@ -1,0 +1,83 @@
+"""Readiness checks of the services Storefront depends on: each one bounded by a short timeout.
+
+Liveness (`/healthz`) touches none of them: a process that answers is alive, and restarting it
+because the database is down would not help. Readiness (`/readyz`) asks each dependency.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    milliseconds: float
+
+
+def check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return connection.vendor
+
+
+def check_cache() -> str:
+    # A round trip through the cache: django-redis may be configured to swallow errors, so a
+    # missing value is what reveals an outage.
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "1", timeout=10)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache did not return the value just written")
+    cache.delete(key)
+    return settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+
+
+def check_broker() -> str:
+    url = settings.STOREFRONT_BROKER_URL
+    if not url:
+        return "not configured (tasks run in-process)"
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        return "not checked (non-Redis broker)"
+    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return "redis"
+
+
+CHECKS: dict[str, Callable[[], str]] = {
+    "database": check_database,
+    "cache": check_cache,
+    "broker": check_broker,
+}
+
+
+def run_checks() -> list[CheckResult]:
+    results = []
+    for name, check in CHECKS.items():
+        started = time.perf_counter()
+        try:
+            detail, ok = check(), True
+        except Exception as exc:  # any failure means "not ready", with its reason
+            detail, ok = f"{type(exc).__name__}: {exc}", False
+        results.append(
+            CheckResult(
+                name=name,
+                ok=ok,
+                detail=detail,
+                milliseconds=round((time.perf_counter() - started) * 1000, 1),
+            )
+        )
+    return results

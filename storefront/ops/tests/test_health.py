@@ -1,0 +1,79 @@
+import subprocess
+import sys
+
+import pytest
+from django.test import Client
+
+from storefront.ops import health
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_touches_nothing(client: Client, django_assert_num_queries) -> None:
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.content == b"ok\n"
+    assert "no-cache" in response["Cache-Control"]
+
+
+def test_probes_answer_any_host_header(client: Client, settings) -> None:
+    settings.ALLOWED_HOSTS = ["shop.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    assert client.get("/healthz", HTTP_HOST="10.0.0.7:8000").status_code == 200
+    assert client.get("/readyz", HTTP_HOST="10.0.0.7:8000").status_code == 200
+    # Everything else still validates the host.
+    assert client.get("/products/", HTTP_HOST="10.0.0.7:8000").status_code == 400
+
+
+def test_readyz_reports_every_dependency(client: Client) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ready"
+    assert set(body["checks"]) == {"database", "cache", "broker"}
+    assert all(check["ok"] for check in body["checks"].values())
+
+
+def test_readyz_is_503_naming_the_failed_dependency(client: Client, settings) -> None:
+    # A real Redis client pointed at a port where nothing listens.
+    settings.STOREFRONT_BROKER_URL = "redis://127.0.0.1:1/0"
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not ready"
+    assert body["failed"] == ["broker"]
+    assert "ConnectionError" in body["checks"]["broker"]["detail"]
+    assert body["checks"]["database"]["ok"] is True
+
+
+def test_readyz_reports_a_broken_cache(client: Client, settings) -> None:
+    # A cache that accepts writes and forgets them, as a django-redis cache does when it
+    # ignores the errors of an unreachable Redis.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    body = client.get("/readyz").json()
+    assert body["failed"] == ["cache"]
+    assert "did not return the value" in body["checks"]["cache"]["detail"]
+
+
+def test_broker_check_without_broker_says_so(settings) -> None:
+    settings.STOREFRONT_BROKER_URL = ""
+    assert health.check_broker() == "not configured (tasks run in-process)"
+
+
+def test_check_deploy_is_clean_with_production_env() -> None:
+    env = {
+        "STOREFRONT_ENV": "production",
+        "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-0123456789",
+        "ALLOWED_HOSTS": "shop.example.com",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "storefront", "check", "--deploy", "--fail-level", "WARNING"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
