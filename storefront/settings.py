@@ -64,6 +64,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # /healthz and /readyz answer before host validation and the HTTPS redirect (see there).
     "storefront.ops.middleware.HealthProbeMiddleware",
+    "storefront.ops.middleware.ProxyClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves hashed static files when no nginx sits in front (embedded mode, Docker without proxy).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -135,6 +136,10 @@ else:
             "KEY_PREFIX": "sf",
         }
     }
+
+# Header naming the client address, set by our nginx (X-Real-IP); empty = use the socket peer.
+# Set it only when the app is reachable through nginx alone.
+STOREFRONT_PROXY_CLIENT_IP_HEADER = env.str("STOREFRONT_PROXY_CLIENT_IP_HEADER", default="")
 
 # Celery broker (Redis by default); /readyz pings it. Empty: no broker, tasks run in-process.
 STOREFRONT_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)

@@ -25,3 +25,28 @@ class HealthProbeMiddleware:
         if probe is not None and request.method in ("GET", "HEAD"):
             return probe(request)
         return self.get_response(request)
+
+
+class ProxyClientAddressMiddleware:
+    """Sets REMOTE_ADDR from the one header our nginx writes (X-Real-IP = $remote_addr).
+
+    Behind nginx over a unix socket REMOTE_ADDR is empty. Only this single header is trusted,
+    never an X-Forwarded-For chain a client could have started; and only when
+    STOREFRONT_PROXY_CLIENT_IP_HEADER names it, i.e. when the app is reachable through nginx
+    alone (unix socket or loopback), since a directly reachable app could be sent any value.
+    (Gunicorn's forwarded_allow_ips governs the scheme only, not the client address.)
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        from django.conf import settings
+
+        self.get_response = get_response
+        header = settings.STOREFRONT_PROXY_CLIENT_IP_HEADER
+        self.meta_key = "HTTP_" + header.upper().replace("-", "_") if header else ""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if self.meta_key:
+            address = request.META.get(self.meta_key, "").strip()
+            if address:
+                request.META["REMOTE_ADDR"] = address
+        return self.get_response(request)

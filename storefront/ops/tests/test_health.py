@@ -77,3 +77,18 @@ def test_check_deploy_is_clean_with_production_env() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout
+
+
+def test_client_address_comes_from_the_proxy_header_only_when_configured(rf, settings) -> None:
+    from django.http import HttpResponse
+
+    from storefront.ops.middleware import ProxyClientAddressMiddleware
+
+    def seen(request) -> HttpResponse:
+        return HttpResponse(request.META["REMOTE_ADDR"])
+
+    request = rf.get("/", HTTP_X_REAL_IP="203.0.113.9", HTTP_X_FORWARDED_FOR="6.6.6.6")
+    settings.STOREFRONT_PROXY_CLIENT_IP_HEADER = ""
+    assert ProxyClientAddressMiddleware(seen)(request).content == b"127.0.0.1"
+    settings.STOREFRONT_PROXY_CLIENT_IP_HEADER = "X-Real-IP"
+    assert ProxyClientAddressMiddleware(seen)(request).content == b"203.0.113.9"
