@@ -130,3 +130,34 @@ def test_run_serves_prints_logins_and_stops_on_ctrl_c(run_env: dict[str, str]) -
     assert second.interrupt() == 0
     assert "installing" not in second.text, second.text
     assert not second.survivors(), "processes outlived Ctrl-C"
+
+
+def test_run_through_nginx_with_two_instances(run_env: dict[str, str]) -> None:
+    """Without GUNICORN_BIND and with nginx installed: nginx in front of INSTANCES gunicorns on
+    unix sockets, HTTP and HTTPS; Ctrl-C stops nginx and every gunicorn."""
+    import shutil
+    import ssl
+
+    if not shutil.which("nginx"):
+        from conftest import skip_or_fail
+
+        skip_or_fail("nginx not installed (apt-get install nginx)")
+    env = {k: v for k, v in run_env.items() if k != "GUNICORN_BIND"}
+    http_addr, https_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    env.update(NGINX_LISTEN_HTTP=http_addr, NGINX_LISTEN_HTTPS=https_addr, INSTANCES="2")
+    run = RunScript(env)
+    run.wait_until_serving(f"http://{http_addr}/", timeout=600)
+    with urllib.request.urlopen(f"http://{http_addr}/products/", timeout=10) as response:
+        assert response.headers["Server"] == "nginx"
+        assert "strict-transport-security" not in response.headers
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with urllib.request.urlopen(f"https://{https_addr}/", timeout=10, context=context) as resp:
+        assert resp.status == 200
+        assert "max-age" in resp.headers["Strict-Transport-Security"]
+    sockets = sorted(p.name for p in (Path(env["STOREFRONT_VAR_DIR"]) / "run").iterdir())
+    assert sockets == ["gunicorn-1.sock", "gunicorn-2.sock"]
+    assert f"https://{https_addr}/" in run.text
+    assert run.interrupt() == 0, run.text[-3000:]
+    assert not run.survivors(), "processes outlived Ctrl-C"

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Render deploy/nginx/ into a directory nginx can run from (`make run`, the stack tests).
+
+    python scripts/render_nginx.py OUT_DIR [--profile dev|production]
+
+Substitutes only the NGINX_* variables listed in VARIABLES, like `envsubst '${NGINX_A} ...'`
+(the official nginx image's templates step), so nginx's own `$host`, `$request_id` ... stay
+untouched. Values come from the environment; a variable set but empty counts as unset and
+gets its default. Writes:
+
+    OUT/nginx.conf                main config (deploy/nginx/nginx.conf), paths under OUT
+    OUT/conf.d/storefront.conf    from templates/storefront.conf.template
+    OUT/snippets/*.conf           from templates/snippets/*.template, plus brotli*.conf
+    OUT/modules.conf              load_module lines for the brotli modules, when installed
+    OUT/user.conf                 `user root;` when run as root (see below)
+    OUT/logs/ OUT/tmp/
+
+NGINX_UPSTREAMS is built from NGINX_UPSTREAM_SOCKETS (space-separated `unix:/path` or
+`host:port` entries) unless given literally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NGINX_DIR = REPO_ROOT / "deploy" / "nginx"
+MODULES_DIR = Path("/usr/lib/nginx/modules")
+BROTLI_MODULES = ("ngx_http_brotli_filter_module.so", "ngx_http_brotli_static_module.so")
+UPSTREAM_OPTIONS = "max_fails=3 fail_timeout=10s"
+
+
+def defaults(out: Path) -> dict[str, str]:
+    var = REPO_ROOT / "var"
+    return {
+        "NGINX_PROFILE": "dev",
+        "NGINX_LISTEN_HTTP": "8000",
+        "NGINX_LISTEN_HTTPS": "8443",
+        "NGINX_SERVER_NAME": "localhost",
+        "NGINX_UPSTREAM_SOCKETS": f"unix:{var / 'run' / 'gunicorn.sock'}",
+        "NGINX_UPSTREAMS": "",
+        "NGINX_STATIC_ROOT": str(var / "static"),
+        "NGINX_MEDIA_ROOT": str(var / "media"),
+        "NGINX_TLS_CERT": str(var / "tls" / "dev-cert.pem"),
+        "NGINX_TLS_KEY": str(var / "tls" / "dev-key.pem"),
+        "NGINX_CLIENT_MAX_BODY_SIZE": "10m",
+        "NGINX_RATE_AUTH": "5r/m",
+        "NGINX_RATE_API": "10r/s",
+        "NGINX_RATE_GENERAL": "20r/s",
+        "NGINX_CONN_PER_IP": "50",
+        "NGINX_ACME_ROOT": str(var / "acme"),
+        "NGINX_SNIPPET_DIR": str(out / "snippets"),
+        "NGINX_ERROR_PAGES": str(NGINX_DIR / "errors"),
+    }
+
+
+def upstream_lines(sockets: str) -> str:
+    entries = sockets.split()
+    if not entries:
+        raise SystemExit("NGINX_UPSTREAM_SOCKETS lists no socket")
+    return "\n    ".join(f"server {entry} {UPSTREAM_OPTIONS};" for entry in entries)
+
+
+def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str, str]:
+    values = defaults(out)
+    for name in values:
+        if environ.get(name):
+            values[name] = environ[name]
+    if profile:
+        values["NGINX_PROFILE"] = profile
+    if values["NGINX_PROFILE"] not in {"dev", "production"}:
+        raise SystemExit(
+            f"NGINX_PROFILE must be dev or production, not {values['NGINX_PROFILE']!r}"
+        )
+    if not values["NGINX_UPSTREAMS"]:
+        values["NGINX_UPSTREAMS"] = upstream_lines(values["NGINX_UPSTREAM_SOCKETS"])
+    return values
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    """envsubst with a variable list: `${NAME}` and `$NAME` of listed names only."""
+    names = "|".join(sorted(map(re.escape, values), key=len, reverse=True))
+    pattern = re.compile(rf"\$(?:\{{({names})\}}|({names})(?![A-Za-z0-9_]))")
+    return pattern.sub(lambda m: values[m.group(1) or m.group(2)], text)
+
+
+def brotli_available() -> bool:
+    return all((MODULES_DIR / name).is_file() for name in BROTLI_MODULES)
+
+
+def render(out: Path, environ: dict[str, str], profile: str | None = None) -> dict[str, str]:
+    out = out.resolve()
+    values = resolve(out, environ, profile)
+    for sub in ("conf.d", "snippets", "logs", "tmp"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    for template in (NGINX_DIR / "templates").rglob("*.template"):
+        relative = template.relative_to(NGINX_DIR / "templates").with_suffix("")
+        target = out / ("conf.d" if relative.parent == Path(".") else "") / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(substitute(template.read_text(), values))
+    shutil.copyfile(NGINX_DIR / "nginx.conf", out / "nginx.conf")
+
+    snippets = out / "snippets"
+    if brotli_available():
+        modules = "".join(f"load_module {MODULES_DIR / name};\n" for name in BROTLI_MODULES)
+        brotli = (
+            "brotli on;\nbrotli_comp_level 5;\nbrotli_min_length 1024;\n"
+            "brotli_types text/plain text/css text/csv application/json application/javascript"
+            " text/javascript application/xml image/svg+xml;\n"
+        )
+        brotli_static = "brotli_static on;\n"
+    else:
+        modules = brotli = brotli_static = "# brotli modules not installed\n"
+    (out / "modules.conf").write_text(modules)
+    (snippets / "brotli.conf").write_text(brotli)
+    (snippets / "brotli-static.conf").write_text(brotli_static)
+    # Started by root, nginx would run its workers as `nobody`, which cannot enter a root-only
+    # checkout (static files, error pages) or connect to gunicorn's socket: local runs as root
+    # keep the workers as root. Production images run nginx with their own user instead.
+    user = "user root;\n" if os.geteuid() == 0 else "# workers run as the invoking user\n"
+    (out / "user.conf").write_text(user)
+    return values
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="directory to render into (nginx -p prefix)")
+    parser.add_argument("--profile", choices=["dev", "production"], default=None)
+    args = parser.parse_args(argv)
+    render(args.out, dict(os.environ), args.profile)
+    print(f"nginx config rendered into {args.out.resolve()}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
