@@ -80,7 +80,9 @@ def assert_security_headers(answer: Answer, *, https: bool = False, csp: str = P
     assert answer.headers.get("server") == "nginx"  # server_tokens off: no version
 
 
-def start_nginx(prefix: Path, sockets: list[str], server_env: dict[str, str]) -> Nginx:
+def start_nginx(
+    prefix: Path, sockets: list[str], server_env: dict[str, str], profile: str = "dev"
+) -> Nginx:
     if not os.access(NGINX, os.X_OK):
         skip_or_fail("nginx not installed (apt-get install nginx)")
     tls = prefix / "tls"
@@ -99,7 +101,9 @@ def start_nginx(prefix: Path, sockets: list[str], server_env: dict[str, str]) ->
             # Generous general and API limits: only the auth limit is under test here.
             "NGINX_RATE_GENERAL": "200r/s",
             "NGINX_RATE_API": "200r/s",
+            "NGINX_ACME_ROOT": str(prefix / "acme"),
         },
+        profile,
     )
     base = [NGINX, "-p", str(prefix), "-c", str(prefix / "nginx.conf")]
     base += ["-e", str(prefix / "logs" / "error.log")]
@@ -291,3 +295,45 @@ def test_zz_failover_when_one_instance_dies(nginx: Nginx) -> None:
     nginx.second_app.wait()
     statuses = [fetch(nginx.http_port, "/products/").status for _ in range(12)]
     assert statuses == [200] * 12
+
+
+def test_production_http_redirects_with_headers_and_answers_acme(
+    stack_server: StackServer, tmp_path: Path
+) -> None:
+    prefix = tmp_path / "prod"
+    challenge = prefix / "acme" / ".well-known" / "acme-challenge"
+    challenge.mkdir(parents=True)
+    (challenge / "token123").write_text("proof")
+    prod = start_nginx(prefix, [stack_server.netloc], stack_server.env, profile="production")
+    try:
+        answer = fetch(prod.http_port, "/products/?page=2")
+        assert answer.status == 301
+        assert answer.headers["location"] == "https://localhost/products/?page=2"
+        assert_security_headers(answer)
+        acme = fetch(prod.http_port, "/.well-known/acme-challenge/token123")
+        assert (acme.status, acme.body) == (200, b"proof")
+    finally:
+        stop(prod.proc)
+
+
+@pytest.mark.parametrize("profile", ["dev", "production"])
+def test_renderer_matches_envsubst(profile: str, tmp_path: Path) -> None:
+    """The official image renders the templates with envsubst: both must agree byte for byte."""
+    envsubst = shutil.which("envsubst")
+    if not envsubst:
+        skip_or_fail("envsubst not installed (apt-get install gettext-base)")
+    values = render_nginx.render(tmp_path, {}, profile)
+    shell_format = " ".join(f"${{{name}}}" for name in values)
+    env = {**os.environ, **values}
+    for template in (render_nginx.NGINX_DIR / "templates").rglob("*.template"):
+        relative = template.relative_to(render_nginx.NGINX_DIR / "templates").with_suffix("")
+        ours = tmp_path / ("conf.d" if relative.parent == Path(".") else "") / relative
+        theirs = subprocess.run(
+            [envsubst, shell_format],
+            input=template.read_text(),
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+        assert ours.read_text() == theirs, template.name
