@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Container entrypoint: check the environment, wait for the database, prepare, then serve.
+#
+#   entrypoint.sh              validate, wait for the DB, collectstatic, migrate, exec gunicorn
+#   entrypoint.sh CMD ARGS...  the same preparation, then exec CMD instead (e.g. `storefront shell`)
+#
+# STOREFRONT_DB_WAIT_SECONDS (default 60) bounds the wait for the database; STOREFRONT_MIGRATE=0
+# and STOREFRONT_COLLECTSTATIC=0 skip those steps (the image already holds collected files).
+set -euo pipefail
+
+# The repository root (/app in the image): deploy/gunicorn.conf.py is found relative to it.
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+fail() {
+  echo "entrypoint: error: $*" >&2
+  exit 64
+}
+
+validate_env() {
+  if [[ "${STOREFRONT_ENV:-dev}" != "production" ]]; then
+    return 0
+  fi
+  local name missing=()
+  for name in SECRET_KEY DATABASE_URL ALLOWED_HOSTS; do
+    if [[ -z "${!name:-}" ]]; then
+      missing+=("$name")
+    fi
+  done
+  if ((${#missing[@]})); then
+    fail "STOREFRONT_ENV=production needs ${missing[*]} set (see deploy/docker/env.example)"
+  fi
+  if [[ "$DATABASE_URL" == sqlite* ]]; then
+    fail "DATABASE_URL must name PostgreSQL in production, not SQLite"
+  fi
+}
+
+wait_for_database() {
+  local limit="${STOREFRONT_DB_WAIT_SECONDS:-60}"
+  [[ "$limit" =~ ^[0-9]+$ ]] || fail "STOREFRONT_DB_WAIT_SECONDS must be a whole number, not '$limit'"
+  local deadline=$((SECONDS + limit)) attempt=1
+  until python - <<'PY' 2>/dev/null; do
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "storefront.settings")
+django.setup()
+from django.db import connection
+
+connection.ensure_connection()
+PY
+    if ((SECONDS >= deadline)); then
+      fail "database not reachable after ${limit}s (${attempt} attempts); check DATABASE_URL"
+    fi
+    echo "entrypoint: waiting for the database (attempt ${attempt})" >&2
+    attempt=$((attempt + 1))
+    sleep 1
+  done
+  echo "entrypoint: database is reachable" >&2
+}
+
+validate_env
+wait_for_database
+if [[ "${STOREFRONT_COLLECTSTATIC:-1}" != "0" ]]; then
+  storefront collectstatic --noinput --verbosity 0
+fi
+if [[ "${STOREFRONT_MIGRATE:-1}" != "0" ]]; then
+  storefront migrate --noinput
+fi
+
+if (($#)); then
+  exec "$@"
+fi
+exec gunicorn -c deploy/gunicorn.conf.py storefront.wsgi

@@ -1,0 +1,124 @@
+"""deploy/systemd units: `systemd-analyze verify` accepts them and the service is sandboxed."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import skip_or_fail
+
+REPO = Path(__file__).resolve().parents[2]
+UNIT_DIR = REPO / "deploy" / "systemd"
+UNITS = ("storefront.socket", "storefront.service")
+SERVICES = tuple(unit for unit in UNITS if unit.endswith(".service"))
+# The units name the live release; verify checks that ExecStart exists, so the copies under
+# test point at this checkout (whose .venv holds gunicorn) instead.
+LIVE_RELEASE = "/opt/storefront/current"
+EXPOSURE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+)")
+
+
+def _systemd_analyze() -> str:
+    path = shutil.which("systemd-analyze")
+    if path is None:
+        skip_or_fail("needs systemd-analyze (Debian package systemd)")
+    return path
+
+
+def _units_pointing_at_checkout(tmp_path: Path) -> list[Path]:
+    copies = []
+    for name in UNITS:
+        text = (UNIT_DIR / name).read_text()
+        # The virtualenv running these tests stands in for the release's, this checkout for it.
+        text = text.replace(f"{LIVE_RELEASE}/.venv", sys.prefix).replace(LIVE_RELEASE, str(REPO))
+        copy = tmp_path / name
+        copy.write_text(text)
+        copies.append(copy)
+    return copies
+
+
+def _directives(unit: str) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in (UNIT_DIR / unit).read_text().splitlines():
+        if "=" in line and not line.startswith(("#", "[")):
+            key, value = line.split("=", 1)
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def test_the_gunicorn_binary_the_test_substitutes_exists() -> None:
+    assert (Path(sys.prefix) / "bin" / "gunicorn").is_file()
+    assert f"{LIVE_RELEASE}/.venv/bin/gunicorn " in (UNIT_DIR / "storefront.service").read_text()
+
+
+def test_units_verify(tmp_path: Path) -> None:
+    analyze = _systemd_analyze()
+    result = subprocess.run(
+        [analyze, "verify", *map(str, _units_pointing_at_checkout(tmp_path))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr.strip() == "", result.stderr
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_service_exposure_below_five(unit: str) -> None:
+    analyze = _systemd_analyze()
+    result = subprocess.run(
+        [analyze, "security", "--offline=true", str(UNIT_DIR / unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    match = EXPOSURE.search(result.stdout)
+    assert match, result.stdout + result.stderr
+    assert match.group(1) == unit
+    assert float(match.group(2)) < 5.0, result.stdout
+
+
+def test_service_is_socket_activated_gunicorn_with_notify() -> None:
+    service, socket = _directives("storefront.service"), _directives("storefront.socket")
+    assert service["Type"] == ["notify"]
+    assert service["Requires"] == ["storefront.socket"]
+    assert service["ExecStart"][0].split()[:3] == [
+        f"{LIVE_RELEASE}/.venv/bin/gunicorn",
+        "-c",
+        f"{LIVE_RELEASE}/deploy/gunicorn.conf.py",
+    ]
+    assert service["ExecReload"] == ["/bin/kill -s HUP $MAINPID"]
+    assert service["Restart"] == ["on-failure"]
+    assert service["User"] == ["storefront"]
+    assert service["EnvironmentFile"] == ["/etc/storefront/env"]
+    assert socket["ListenStream"] == ["/run/storefront/gunicorn.sock"]
+
+
+def test_service_sandbox_directives() -> None:
+    service = _directives("storefront.service")
+    expected = {
+        "NoNewPrivileges": "yes",
+        "ProtectSystem": "strict",
+        "PrivateTmp": "yes",
+        "PrivateDevices": "yes",
+        "ProtectHome": "yes",
+        "ProtectKernelTunables": "yes",
+        "ProtectKernelModules": "yes",
+        "ProtectKernelLogs": "yes",
+        "ProtectControlGroups": "yes",
+        "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+        "RestrictNamespaces": "yes",
+        "LockPersonality": "yes",
+        "MemoryDenyWriteExecute": "yes",
+        "SystemCallArchitectures": "native",
+        "CapabilityBoundingSet": "",
+    }
+    for key, value in expected.items():
+        assert service.get(key) == [value], key
+    assert "@system-service" in service["SystemCallFilter"]
+    assert "/var/lib/storefront" in service["ReadWritePaths"][0].split()
+    assert service["UMask"]
