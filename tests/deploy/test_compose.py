@@ -137,3 +137,39 @@ def test_web_builds_the_repo_dockerfile(compose: dict[str, Any]) -> None:
     context = (DOCKER_DIR / build["context"]).resolve()
     assert (context / build["dockerfile"]).is_file()
     assert (context / ".dockerignore").is_file()
+
+
+def test_every_snippet_nginx_includes_exists_in_the_container(compose: dict[str, Any]) -> None:
+    """The official image renders templates only; the brotli snippets our renderer writes for
+    local runs must come from a mount, or nginx would not start."""
+    templates = DOCKER_DIR.parent / "nginx" / "templates"
+    included = set()
+    for template in templates.rglob("*.template"):
+        included |= set(
+            re.findall(r"include \$\{NGINX_SNIPPET_DIR\}/([\w.${}-]+)", template.read_text())
+        )
+    rendered = {
+        p.name.removesuffix(".template") for p in (templates / "snippets").glob("*.template")
+    }
+    nginx = _services(compose)["nginx"]
+    snippet_dir = nginx["environment"]["NGINX_SNIPPET_DIR"]
+    mounted = {}
+    for volume in nginx["volumes"]:
+        source, target = volume.split(":")[:2]
+        if target.startswith(snippet_dir + "/"):
+            mounted[target.rsplit("/", 1)[1]] = DOCKER_DIR / source
+    profile_files = {f"http-{p}.conf" for p in ("dev", "production")}
+    missing = {
+        name
+        for name in included
+        if "${" not in name and name not in rendered and name not in mounted
+    }
+    assert not missing
+    assert {"brotli.conf", "brotli-static.conf"} <= set(mounted)
+    assert all(path.is_file() for path in mounted.values())
+    assert profile_files <= rendered
+
+
+def test_nginx_healthcheck_uses_the_plain_http_probe(compose: dict[str, Any]) -> None:
+    test = " ".join(_services(compose)["nginx"]["healthcheck"]["test"])
+    assert "http://127.0.0.1/nginx-healthz" in test

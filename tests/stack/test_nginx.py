@@ -312,6 +312,9 @@ def test_production_http_redirects_with_headers_and_answers_acme(
         assert_security_headers(answer)
         acme = fetch(prod.http_port, "/.well-known/acme-challenge/token123")
         assert (acme.status, acme.body) == (200, b"proof")
+        # The container healthcheck's plain-HTTP probe is answered, not redirected.
+        probe = fetch(prod.http_port, "/nginx-healthz")
+        assert (probe.status, probe.body) == (200, b"ok\n")
     finally:
         stop(prod.proc)
 
