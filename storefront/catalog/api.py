@@ -32,6 +32,18 @@ def category_ids_for_slug(slug: str) -> list[int]:
     return selectors.category_with_descendant_ids(category=category, categories=categories)
 
 
+def price_bound_field() -> serializers.DecimalField:
+    # allow_null lets an empty `min_price=` from an HTML form mean "no bound".
+    return serializers.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        min_value=0,
+        max_value=MAX_PRICE,
+        required=False,
+        allow_null=True,
+    )
+
+
 class ProductListApi(APIView):
     class InputSerializer(serializers.Serializer):
         q = serializers.CharField(
@@ -43,23 +55,8 @@ class ProductListApi(APIView):
             max_length=120,
             help_text="Category slug; products of its child categories are included.",
         )
-        # allow_null lets an empty `min_price=` from an HTML form mean "no bound".
-        min_price = serializers.DecimalField(
-            max_digits=10,
-            decimal_places=2,
-            min_value=0,
-            max_value=MAX_PRICE,
-            required=False,
-            allow_null=True,
-        )
-        max_price = serializers.DecimalField(
-            max_digits=10,
-            decimal_places=2,
-            min_value=0,
-            max_value=MAX_PRICE,
-            required=False,
-            allow_null=True,
-        )
+        min_price = price_bound_field()
+        max_price = price_bound_field()
         # No "relevance" sort: cursors cannot page on a computed search rank.
         sort = serializers.ChoiceField(
             choices=[(key, selectors.SORT_LABELS[key]) for key in selectors.PRODUCT_SORTS],

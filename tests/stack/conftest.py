@@ -154,15 +154,28 @@ def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, log_path: Path)
     pytest.fail(f"gunicorn did not answer {url} within 60s:\n{log_path.read_text()[-3000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Graceful stop (gunicorn: SIGTERM, nginx: SIGQUIT), then kill after a bounded wait."""
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)  # graceful: the master stops its workers
+    proc.send_signal(sig)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """gunicorn with deploy/gunicorn.conf.py (GUNICORN_BIND from env), logging to log_path."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "storefront.wsgi"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 @pytest.fixture(scope="session")
@@ -195,19 +208,12 @@ def stack_server(
 
     log_path = var_dir / "gunicorn.log"
     url = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "storefront.wsgi"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_gunicorn(env, log_path)
     try:
         _wait_until_serving(proc, f"{url}/accounts/login/", log_path)
         yield StackServer(url=url, log_path=log_path, env=env)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,13 @@ from pathlib import Path
 import pytest
 
 from conftest import skip_or_fail
-from tests.stack.conftest import GUNICORN_CONF, REPO_ROOT, StackServer, free_port
+from tests.stack.conftest import (
+    REPO_ROOT,
+    StackServer,
+    free_port,
+    start_gunicorn,
+    stop_process,
+)
 
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 import render_nginx
@@ -122,13 +128,7 @@ def start_nginx(
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGQUIT if "nginx" in str(proc.args) else signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc, signal.SIGQUIT if "nginx" in str(proc.args) else signal.SIGTERM)
 
 
 @pytest.fixture(scope="module")
@@ -137,14 +137,7 @@ def nginx(stack_server: StackServer, tmp_path_factory: pytest.TempPathFactory) -
     prefix = tmp_path_factory.mktemp("nginx")
     socket_path = prefix / "second.sock"
     env = {**stack_server.env, "GUNICORN_BIND": f"unix:{socket_path}"}
-    log = (prefix / "second-gunicorn.log").open("wb")
-    second = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "storefront.wsgi"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    second = start_gunicorn(env, prefix / "second-gunicorn.log")
     try:
         deadline = time.monotonic() + 60
         while not socket_path.exists() and time.monotonic() < deadline:
@@ -157,7 +150,6 @@ def nginx(stack_server: StackServer, tmp_path_factory: pytest.TempPathFactory) -
             stop(server.proc)
     finally:
         stop(second)
-        log.close()
 
 
 def static_file(static_root: Path) -> str:

@@ -91,11 +91,9 @@ def test_inactive_or_missing_products_cannot_be_ordered() -> None:
         place_order(user=user, items=[])
 
 
-@pytest.mark.django_db(transaction=True)
-def test_last_unit_is_sold_exactly_once(require_postgres) -> None:
-    """Two checkouts race for the last unit: one order, one clear error, stock never negative."""
-    product = ProductFactory(name="Last Lamp", stock=1)
-    buyers = [UserFactory(), UserFactory()]
+def race_checkouts(buyers: list, product: Product) -> list[object]:
+    """Each buyer checks out one unit at the same moment, on its own thread and connection;
+    returns the placed orders and CheckoutErrors."""
     start = threading.Barrier(len(buyers))
     results: list[object] = []
 
@@ -113,6 +111,14 @@ def test_last_unit_is_sold_exactly_once(require_postgres) -> None:
         t.start()
     for t in threads:
         t.join(timeout=30)
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_last_unit_is_sold_exactly_once(require_postgres) -> None:
+    """Two checkouts race for the last unit: one order, one clear error, stock never negative."""
+    product = ProductFactory(name="Last Lamp", stock=1)
+    results = race_checkouts([UserFactory(), UserFactory()], product)
 
     orders = [r for r in results if isinstance(r, Order)]
     errors = [r for r in results if isinstance(r, CheckoutError)]
@@ -126,26 +132,9 @@ def test_last_unit_is_sold_exactly_once(require_postgres) -> None:
 @pytest.mark.django_db(transaction=True)
 def test_many_concurrent_checkouts_never_oversell(require_postgres) -> None:
     product = ProductFactory(stock=5)
-    buyers = UserFactory.create_batch(8)
-    start = threading.Barrier(len(buyers))
-    outcomes: list[str] = []
-
-    def checkout(user) -> None:
-        try:
-            start.wait(timeout=10)
-            place_order(user=user, items=[OrderItem(product.id, 1)])
-            outcomes.append("ok")
-        except CheckoutError:
-            outcomes.append("refused")
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=checkout, args=(u,)) for u in buyers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert sorted(outcomes) == ["ok"] * 5 + ["refused"] * 3
+    results = race_checkouts(UserFactory.create_batch(8), product)
+    outcomes = sorted("ok" if isinstance(r, Order) else "refused" for r in results)
+    assert outcomes == ["ok"] * 5 + ["refused"] * 3
     assert Product.objects.get(pk=product.pk).stock == 0
     assert OrderLine.objects.filter(product=product).count() == 5
 
