@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.celery_worker import CeleryWorker, running_worker
+from tests.smtp_sink import SmtpSink, running_smtp_sink
 
 
 def services_required() -> bool:
@@ -29,3 +34,40 @@ def require_postgres() -> None:
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture
+def smtp_sink(settings) -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback; the test's email settings point at it."""
+    with running_smtp_sink() as sink:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST = sink.host
+        settings.EMAIL_PORT = sink.port
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        yield sink
+
+
+@pytest.fixture
+def require_redis() -> None:
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        skip_or_fail("needs Redis (set REDIS_URL=redis://127.0.0.1:6379/0)")
+
+
+@pytest.fixture
+def celery_worker(
+    require_postgres: None, require_redis: None, smtp_sink: SmtpSink, tmp_path: Path
+) -> Iterator[CeleryWorker]:
+    """A real Celery worker consuming this run's queue, mailing to `smtp_sink`.
+
+    Tests using it need `@pytest.mark.django_db(transaction=True)` (the worker sees only
+    committed rows). Tasks sent while it runs go to it through Redis instead of running eagerly.
+    """
+    from django.conf import settings
+
+    with running_worker(
+        tmp_path / "celery-worker.log", email_url=smtp_sink.url, media_root=settings.MEDIA_ROOT
+    ) as worker:
+        yield worker

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # the repository root
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -115,34 +116,163 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: Redis when REDIS_URL is set, otherwise a file cache shared by every worker process.
+# Redis errors are swallowed and logged (django-redis IGNORE_EXCEPTIONS) for every alias: a Redis
+# outage makes pages slower (every lookup misses), never broken. Short socket timeouts bound the
+# wait when Redis hangs instead of refusing connections.
 REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": "sf",
-            "OPTIONS": {
-                "SOCKET_CONNECT_TIMEOUT": 1,
-                "SOCKET_TIMEOUT": 1,
-            },
-        }
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)  # seconds, connect and read
+# memcached://host:port (comma separated for a pool): enables the "memcached" cache alias.
+MEMCACHED_URL = env.str("MEMCACHED_URL", default="")
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+DJANGO_REDIS_LOGGER = "storefront.cache"
+
+
+def _redis_cache(key_prefix: str) -> dict:
+    return {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": key_prefix,
+        "OPTIONS": {
+            "PARSER_CLASS": "redis.connection._HiredisParser",
+            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "IGNORE_EXCEPTIONS": True,
+        },
     }
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
-            "KEY_PREFIX": "sf",
-        }
+
+
+def _file_cache(key_prefix: str) -> dict:
+    return {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache" / key_prefix),
+        "KEY_PREFIX": key_prefix,
+        "OPTIONS": {"MAX_ENTRIES": 20000},
     }
+
+
+_shared_cache = _redis_cache if REDIS_URL else _file_cache
+CACHES = {
+    # Pages, fragments and query results (storefront/caching.py owns the keys).
+    "default": _shared_cache("sf"),
+    # Session data (SESSION_CACHE_ALIAS): own prefix, so clearing the data cache logs no one out.
+    "sessions": _shared_cache("sfs"),
+}
+if MEMCACHED_URL:
+    CACHES["memcached"] = {
+        "BACKEND": "django.core.cache.backends.memcached.PyMemcacheCache",
+        "LOCATION": [
+            loc.strip().removeprefix("memcached://").removeprefix("pymemcache://")
+            for loc in MEMCACHED_URL.split(",")
+            if loc.strip()
+        ],
+        "KEY_PREFIX": "sf",
+        "OPTIONS": {
+            "connect_timeout": REDIS_SOCKET_TIMEOUT,
+            "timeout": REDIS_SOCKET_TIMEOUT,
+            "no_delay": True,
+            # Like IGNORE_EXCEPTIONS for Redis: a memcached outage reads as a miss.
+            "ignore_exc": True,
+        },
+    }
+
+# What the cache layer keeps and for how long (seconds). See README "Caching".
+# Global cache version: bump it (e.g. to the release id) to invalidate every cached entry at once.
+STOREFRONT_CACHE_VERSION = env.str("STOREFRONT_CACHE_VERSION", default="1")
+# Anonymous product listing and product pages.
+STOREFRONT_CACHE_TTL_PAGES = env.int("STOREFRONT_CACHE_TTL_PAGES", default=300)
+# The login page (its CSRF token is filled in per request).
+STOREFRONT_CACHE_TTL_LOGIN = env.int("STOREFRONT_CACHE_TTL_LOGIN", default=3600)
+# A customer's dashboard, per user (invalidated when that customer orders).
+STOREFRONT_CACHE_TTL_DASHBOARD = env.int("STOREFRONT_CACHE_TTL_DASHBOARD", default=600)
+# Staff dashboard fragments: also the length of their time buckets (figures at most this stale).
+STOREFRONT_CACHE_TTL_STAFF = env.int("STOREFRONT_CACHE_TTL_STAFF", default=60)
+# Query results: product detail and the category tree.
+STOREFRONT_CACHE_TTL_QUERIES = env.int("STOREFRONT_CACHE_TTL_QUERIES", default=3600)
+
+# Sessions: cached_db (Redis/file cache in front of the database: survives a cache restart),
+# cache (Redis only: fastest, a Redis restart logs everyone out), memcached (memcached only,
+# needs MEMCACHED_URL), db (database only).
+STOREFRONT_SESSION_STORE = env.str("STOREFRONT_SESSION_STORE", default="cached_db")
+_SESSION_ENGINES = {
+    "cached_db": ("django.contrib.sessions.backends.cached_db", "sessions"),
+    "cache": ("django.contrib.sessions.backends.cache", "sessions"),
+    "memcached": ("django.contrib.sessions.backends.cache", "memcached"),
+    "db": ("django.contrib.sessions.backends.db", "sessions"),
+}
+if STOREFRONT_SESSION_STORE not in _SESSION_ENGINES:
+    raise environ.ImproperlyConfigured(
+        "STOREFRONT_SESSION_STORE must be one of "
+        f"{', '.join(_SESSION_ENGINES)}, not {STOREFRONT_SESSION_STORE!r}"
+    )
+if STOREFRONT_SESSION_STORE == "memcached" and not MEMCACHED_URL:
+    raise environ.ImproperlyConfigured("STOREFRONT_SESSION_STORE=memcached needs MEMCACHED_URL")
+SESSION_ENGINE, SESSION_CACHE_ALIAS = _SESSION_ENGINES[STOREFRONT_SESSION_STORE]
+# Two weeks, renewed on activity only when the session changes (Django's default behaviour).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1209600)
 
 # Header naming the client address, set by our nginx (X-Real-IP); empty = use the socket peer.
 # Set it only when the app is reachable through nginx alone.
 STOREFRONT_PROXY_CLIENT_IP_HEADER = env.str("STOREFRONT_PROXY_CLIENT_IP_HEADER", default="")
 
-# Celery broker (Redis by default); /readyz pings it. Empty: no broker, tasks run in-process.
+# Celery broker (Redis by default, amqp:// for RabbitMQ); /readyz pings it. Empty: no broker,
+# tasks run in-process right after the transaction commits (embedded mode).
 STOREFRONT_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL = STOREFRONT_BROKER_URL or "memory://"
+# Run tasks in the calling process instead of a worker. On without a broker, and in the tests
+# (which start a real worker where they need one).
+CELERY_TASK_ALWAYS_EAGER = env.bool(
+    "CELERY_TASK_ALWAYS_EAGER", default=not STOREFRONT_BROKER_URL or STOREFRONT_ENV == "test"
+)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+# Task state lives in our own tables (import jobs, email deliveries), not in a result backend.
+CELERY_TASK_IGNORE_RESULT = True
+# Queue name: lets several checkouts (or test runs) share one broker without stealing tasks.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="storefront")
+# Acknowledge after the task ran, and redeliver when the worker died mid-task: every task is
+# idempotent (see storefront/*/tasks.py), so running one twice is safe; losing one is not.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Redis redelivers an unacknowledged task after this many seconds: longer than any countdown or
+# retry backoff (at most 10 minutes) and any time limit, or a delayed task would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+}
+# Soft limit raises SoftTimeLimitExceeded inside the task (it can clean up); hard limit kills it.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)
+CELERY_WORKER_MAX_TASKS_PER_CHILD = 1000  # recycle worker processes against slow leaks
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = env.str("TIME_ZONE", default="UTC")
+# Beat's schedule state file (celery beat -s), under var/.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Periodic tasks run by `celery beat` (one beat per deployment), in TIME_ZONE.
+CELERY_BEAT_SCHEDULE = {
+    "refresh-daily-sales": {
+        # Reconciles the denormalized sales tables with the orders (kept current on commit).
+        "task": "storefront.dashboards.tasks.refresh_daily_sales",
+        "schedule": crontab(hour=2, minute=30),
+    },
+    "clear-expired-sessions": {
+        "task": "storefront.ops.tasks.clear_expired_sessions",
+        "schedule": crontab(hour=3, minute=15),
+    },
+}
+
+# Outgoing email: smtp://user:password@host:port (smtp+tls://, smtp+ssl://), consolemail://.
+EMAIL_CONFIG = env.email_url(
+    "EMAIL_URL", default="smtp://127.0.0.1:25" if IS_PRODUCTION else "consolemail://"
+)
+globals().update(EMAIL_CONFIG)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Storefront <shop@storefront.test>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Who gets low-stock alerts (comma separated); empty: every active staff user with an email.
+STOREFRONT_STAFF_ALERT_EMAILS = env.list("STOREFRONT_STAFF_ALERT_EMAILS", default=[])
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -179,6 +309,9 @@ STORAGES = {
         )
     },
 }
+
+# Files only staff may download (order exports): never under MEDIA_ROOT, which nginx serves.
+PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(VAR_DIR / "private")))
 
 # Largest upload in megabytes (product images, CSV files); nginx's client_max_body_size matches.
 STOREFRONT_MAX_UPLOAD_MB = env.int("STOREFRONT_MAX_UPLOAD_MB", default=10)

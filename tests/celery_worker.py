@@ -1,0 +1,136 @@
+"""A real Celery worker subprocess for the tests, consuming this run's queue on the Redis broker.
+
+The worker runs the test settings against pytest-django's test database (so tests using it need
+`@pytest.mark.django_db(transaction=True)`: the worker only sees committed rows), with the same
+MEDIA_ROOT as the test, and sends email to the SMTP sink passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor != "postgresql":
+        raise RuntimeError("the Celery worker tests need PostgreSQL")
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+@dataclass
+class CeleryWorker:
+    env: dict[str, str]
+    log_path: Path
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
+
+    def start(self, timeout: float = 60.0) -> None:
+        """Start the worker and wait until it reports ready (its log says so)."""
+        self.starts += 1
+        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=REPO_ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own process group: a SIGKILL test kills the main process and pool children.
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"celery worker exited with {self.proc.returncode}:\n{self.log()}"
+                )
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                if b" ready." in log.read():
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"celery worker not ready within {timeout:.0f}s:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Stop it (SIGTERM: warm shutdown; SIGKILL: dies mid-task, children included)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        if sig == signal.SIGKILL:
+            # The prefork children would otherwise finish their task as orphans.
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        else:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def log(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+@contextmanager
+def running_worker(
+    log_path: Path,
+    *,
+    email_url: str = "locmemmail://",
+    media_root: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    concurrency: int = 1,
+) -> Iterator[CeleryWorker]:
+    """Start a worker for this test run's queue; tasks sent meanwhile go to it, not eagerly."""
+    from django.conf import settings
+
+    from storefront.celery import app
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "STOREFRONT_ENV": "test",
+            "DATABASE_URL": _database_url(),
+            "CELERY_BROKER_URL": settings.STOREFRONT_BROKER_URL,
+            "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "EMAIL_URL": email_url,
+            "MEDIA_ROOT": str(media_root or settings.MEDIA_ROOT),
+            "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
+        }
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "storefront",
+        "worker",
+        "--loglevel=INFO",
+        f"--concurrency={concurrency}",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
+    worker = CeleryWorker(env=env, log_path=log_path, args=args)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    try:
+        worker.start()
+        yield worker
+    finally:
+        app.conf.task_always_eager = eager
+        worker.stop()
