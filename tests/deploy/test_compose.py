@@ -2,15 +2,76 @@
 
 from __future__ import annotations
 
+import getpass
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from conftest import skip_or_fail
+
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
+# The official image's /etc/nginx/nginx.conf and conf.d/default.conf (nginx 1.27 alpine, after
+# its 10-listen-on-ipv6-by-default.sh step). compose mounts neither over them, so our rendered
+# conf.d/storefront.conf lives inside this http {} next to default.conf.
+OFFICIAL_NGINX_CONF = """\
+user  nginx;
+worker_processes  auto;
+
+error_log  /var/log/nginx/error.log notice;
+pid        /var/run/nginx.pid;
+
+
+events {
+    worker_connections  1024;
+}
+
+
+http {
+    include       /etc/nginx/mime.types;
+    default_type  application/octet-stream;
+
+    log_format  main  '$remote_addr - $remote_user [$time_local] "$request" '
+                      '$status $body_bytes_sent "$http_referer" '
+                      '"$http_user_agent" "$http_x_forwarded_for"';
+
+    access_log  /var/log/nginx/access.log  main;
+
+    sendfile        on;
+    #tcp_nopush     on;
+
+    keepalive_timeout  65;
+
+    #gzip  on;
+
+    include /etc/nginx/conf.d/*.conf;
+}
+"""
+OFFICIAL_DEFAULT_CONF = """\
+server {
+    listen       80;
+    listen  [::]:80;
+    server_name  localhost;
+
+    location / {
+        root   /usr/share/nginx/html;
+        index  index.html index.htm;
+    }
+
+    error_page   500 502 503 504  /50x.html;
+    location = /50x.html {
+        root   /usr/share/nginx/html;
+    }
+}
+"""
+# Container paths that exist only inside the image; the test recreates them under a prefix.
+CONTAINER_ROOTS = ("/etc/nginx", "/srv/", "/var/www/", "/var/log/nginx", "/var/run/")
 
 
 @pytest.fixture(scope="module")
@@ -173,3 +234,108 @@ def test_every_snippet_nginx_includes_exists_in_the_container(compose: dict[str,
 def test_nginx_healthcheck_uses_the_plain_http_probe(compose: dict[str, Any]) -> None:
     test = " ".join(_services(compose)["nginx"]["healthcheck"]["test"])
     assert "http://127.0.0.1/nginx-healthz" in test
+
+
+def _container_env(compose: dict[str, Any]) -> dict[str, str]:
+    """The nginx container's environment: env_file (env.example standing in for .env), then
+    the service's `environment`, which wins in compose."""
+    env = {}
+    for line in (DOCKER_DIR / "env.example").read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            name, value = line.split("=", 1)
+            env[name] = value
+    env.update({k: str(v) for k, v in _services(compose)["nginx"]["environment"].items()})
+    return env
+
+
+def _in_prefix(root: Path, text: str) -> str:
+    """Move the image's absolute paths under root (they cannot exist on this machine)."""
+    for container_path in CONTAINER_ROOTS:
+        text = re.sub(rf"(?<![\w/.]){re.escape(container_path)}", f"{root}{container_path}", text)
+    return text
+
+
+def test_compose_nginx_config_passes_nginx_t(compose: dict[str, Any], tmp_path: Path) -> None:
+    """Render the templates the way the official image's 20-envsubst-on-templates.sh does
+    (`envsubst "${NAME} ..."` listing every environment variable matching
+    NGINX_ENVSUBST_FILTER, templates/a/b.template -> conf.d/a/b), lay out the mounts of
+    compose.yaml beside the image's own nginx.conf and default.conf, and run `nginx -t`."""
+    nginx_bin, envsubst = shutil.which("nginx") or "/usr/sbin/nginx", shutil.which("envsubst")
+    if not os.access(nginx_bin, os.X_OK):
+        skip_or_fail("nginx not installed (apt-get install nginx)")
+    if not envsubst:
+        skip_or_fail("envsubst not installed (apt-get install gettext-base)")
+    openssl = shutil.which("openssl")
+    if not openssl:
+        skip_or_fail("openssl not installed (apt-get install openssl)")
+    service = _services(compose)["nginx"]
+    root = tmp_path / "container"
+    etc = root / "etc" / "nginx"
+    (etc / "conf.d").mkdir(parents=True)
+    for directory in ("var/log/nginx", "var/run", "var/www/acme"):
+        (root / directory).mkdir(parents=True)
+    # The image's own files. `user nginx` names an account this machine lacks: run as ours.
+    official = OFFICIAL_NGINX_CONF.replace("user  nginx;", f"user  {getpass.getuser()};")
+    (etc / "nginx.conf").write_text(_in_prefix(root, official))
+    (etc / "conf.d" / "default.conf").write_text(OFFICIAL_DEFAULT_CONF)
+    shutil.copyfile("/etc/nginx/mime.types", etc / "mime.types")
+
+    # compose's mounts: bind mounts copied from the repo, named volumes as empty directories.
+    for entry in service["volumes"]:
+        source, target = entry.split(":")[:2]
+        destination = root / target.lstrip("/")
+        if not source.startswith("."):
+            destination.mkdir(parents=True, exist_ok=True)
+        elif (DOCKER_DIR / source).is_dir():
+            shutil.copytree(DOCKER_DIR / source, destination)
+        elif (DOCKER_DIR / source).is_file():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(DOCKER_DIR / source, destination)
+        else:  # ./certs: the site's certificate, absent from the repo; a throwaway one here
+            destination.mkdir(parents=True)
+
+    env = _container_env(compose)
+    # The TLS server exists in every profile, and nginx -t loads its certificate.
+    cert, key = (root / env[name].lstrip("/") for name in ("NGINX_TLS_CERT", "NGINX_TLS_KEY"))
+    subject = ["-subj", "/CN=shop.example.com", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", *subject],
+        check=True,
+        capture_output=True,
+    )
+
+    # The entrypoint's rendering step, with the container's environment.
+    pattern = re.compile(env.get("NGINX_ENVSUBST_FILTER", ""))
+    shell_format = " ".join(f"${{{name}}}" for name in env if pattern.search(name))
+    # Only two rewrites of the rendered values: container paths move under the prefix, and the
+    # upstream host `web` (Docker's DNS, unresolvable here: `nginx -t` resolves upstream
+    # names) becomes 127.0.0.1.
+    values = {name: _in_prefix(root, value) for name, value in env.items()}
+    values["NGINX_UPSTREAMS"] = re.sub(r"\bweb:", "127.0.0.1:", values["NGINX_UPSTREAMS"])
+    templates = etc / "templates"
+    for template in sorted(templates.rglob("*.template")):
+        output = etc / "conf.d" / template.relative_to(templates).with_suffix("")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        rendered = subprocess.run(
+            [envsubst, shell_format],
+            input=template.read_text(),
+            capture_output=True,
+            text=True,
+            env={"PATH": os.environ.get("PATH", ""), **values},
+            check=True,
+        ).stdout
+        assert "${NGINX_" not in rendered, f"{template.name}: a variable compose does not set"
+        output.write_text(rendered)
+
+    error_log = ["-e", str(root / "var/log/nginx/error.log")]
+    checked = subprocess.run(
+        [nginx_bin, "-t", "-p", f"{etc}/", "-c", str(etc / "nginx.conf"), *error_log],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    # The image's default.conf also listens on port 80: ours must be the default server there,
+    # or the healthcheck's Host 127.0.0.1 would get the welcome page's 404.
+    storefront = (etc / "conf.d" / "storefront.conf").read_text()
+    assert re.search(rf"listen {env['NGINX_LISTEN_HTTP']} default_server;", storefront)
