@@ -36,6 +36,19 @@ def _isolated_media(settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with nothing cached (a new global generation) and zeroed counters.
+
+    Not cache.clear(): on Redis that is FLUSHDB, which would also drop the Celery queue and
+    the sessions of a worker test running against the same database.
+    """
+    from storefront import caching
+
+    caching.clear()
+    caching.reset_stats()
+
+
 @pytest.fixture
 def smtp_sink(settings) -> Iterator[SmtpSink]:
     """A real SMTP server on loopback; the test's email settings point at it."""

@@ -92,6 +92,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "storefront.orders.context_processors.cart_summary",
+                # Last: inside a cached anonymous page, {% csrf_token %} renders a placeholder.
+                "storefront.cache_pages.csrf_placeholder",
             ],
         },
     }

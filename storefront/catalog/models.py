@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
 from django.db import models
@@ -104,3 +105,8 @@ class Product(models.Model):
     @property
     def in_stock(self) -> bool:
         return self.stock > 0
+
+    @property
+    def stock_is_low(self) -> bool:
+        """Shown as "Only N left" (the checkout invalidates cached listings on this range)."""
+        return 0 < self.stock <= settings.STOREFRONT_LOW_STOCK_THRESHOLD

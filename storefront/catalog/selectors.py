@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from storefront import caching
 from storefront.catalog.models import PRODUCT_SEARCH_VECTOR, SEARCH_CONFIG, Category, Product
 
 # Sort keys accepted by the listing and the API, mapped to an ordering with a unique tiebreaker
@@ -48,7 +50,13 @@ class CategoryNode:
 
 
 def category_list() -> list[Category]:
-    return list(Category.objects.only("id", "name", "slug", "parent_id").order_by("name"))
+    """All categories by name (cached in the catalog namespace)."""
+    return caching.get_or_set(
+        "catalog",
+        caching.make_key("catalog", "categories"),
+        lambda: list(Category.objects.only("id", "name", "slug", "parent_id").order_by("name")),
+        settings.STOREFRONT_CACHE_TTL_QUERIES,
+    )
 
 
 def category_tree(*, categories: list[Category] | None = None) -> list[CategoryNode]:
@@ -114,8 +122,16 @@ def product_listing(
 
 
 def product_detail(*, slug: str) -> Product:
-    """The active product with this slug; raises Product.DoesNotExist otherwise."""
-    return Product.objects.active().select_related("category").get(slug=slug)
+    """The active product with this slug; raises Product.DoesNotExist otherwise.
+
+    Cached per product (catalog namespace + the product's own counter, which checkouts bump).
+    """
+    key = caching.make_key("catalog", "product", slug, scopes=[f"product:{slug}"])
+    product = caching.get("catalog", key)
+    if product is None:
+        product = Product.objects.active().select_related("category").get(slug=slug)
+        caching.store("catalog", key, product, settings.STOREFRONT_CACHE_TTL_QUERIES)
+    return product
 
 
 def related_products(*, product: Product, limit: int = 4) -> list[Product]:

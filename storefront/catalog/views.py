@@ -5,11 +5,18 @@ from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from storefront.cache_pages import cache_anonymous_page
 from storefront.catalog import selectors
 from storefront.catalog.forms import ProductFilterForm
 from storefront.catalog.models import Product
 
 
+def _pages_ttl() -> int:
+    return settings.STOREFRONT_CACHE_TTL_PAGES
+
+
+# Listings show "Only N left" on cards: they depend on the low-stock display counter too.
+@cache_anonymous_page("catalog", timeout=_pages_ttl, scopes=lambda request: ["stock"])
 def product_listing_page(request: HttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET or None)
     categories = selectors.category_list()
@@ -65,6 +72,9 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/product_list.html", context)
 
 
+@cache_anonymous_page(
+    "catalog", timeout=_pages_ttl, scopes=lambda request, slug: [f"product:{slug}", "stock"]
+)
 def product_detail_page(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         product = selectors.product_detail(slug=slug)

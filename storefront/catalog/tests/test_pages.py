@@ -3,6 +3,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 
+from storefront import caching
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.querycount import queries_for
 
@@ -132,12 +133,24 @@ def test_listing_query_budget(client: Client, shown: int) -> None:
     category = CategoryFactory()
     ProductFactory.create_batch(shown, category=category)
     CategoryFactory.create_batch(shown)
-    assert queries_for(client, "/products/") == LISTING_QUERIES
-    assert queries_for(client, f"/products/?category={category.slug}&sort=price_asc") == (
-        LISTING_QUERIES
-    )
-    assert queries_for(client, "/products/?q=product") == LISTING_QUERIES
+    urls = [
+        "/products/",
+        f"/products/?category={category.slug}&sort=price_asc",
+        "/products/?q=product",
+    ]
+    for url in urls:  # each measured with an empty cache
+        caching.clear()
+        assert queries_for(client, url) == LISTING_QUERIES
+    # With a warm cache: the category list is shared; a page already cached costs no query.
+    caching.clear()
+    assert [queries_for(client, url) for url in urls] == [LISTING_QUERIES] + [
+        LISTING_QUERIES - 1
+    ] * 2
+    assert [queries_for(client, url) for url in urls] == [0, 0, 0]
+    # Signed in: never the cached page; the category list still comes from the cache.
     client.force_login(UserFactory())
+    assert queries_for(client, "/products/") == LISTING_QUERIES - 1 + SESSION_QUERIES
+    caching.clear()
     assert queries_for(client, "/products/") == LISTING_QUERIES + SESSION_QUERIES
 
 
@@ -147,6 +160,7 @@ def test_product_page_query_budget(client: Client, related: int) -> None:
     product = ProductFactory(category=category)
     ProductFactory.create_batch(related, category=category)
     assert queries_for(client, f"/products/{product.slug}/") == PRODUCT_QUERIES
+    assert queries_for(client, f"/products/{product.slug}/") == 0  # the cached page
 
 
 def test_favicon_redirects_to_the_static_icon(client: Client) -> None:

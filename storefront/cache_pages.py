@@ -1,0 +1,138 @@
+"""Whole-page caching for anonymous visitors, safe with CSRF tokens and per-user content.
+
+A page is served from (and stored into) the cache only when the request carries nothing that
+could make the page personal: a GET/HEAD with no session cookie (no login, no cart), no
+messages cookie and no Authorization header. A signed-in user, or a shopper with a cart, always
+gets a freshly rendered page, and their pages are never stored.
+
+CSRF: the cached copy holds a placeholder instead of a token (the view renders with the
+``csrf_placeholder`` context processor active); every response, hit or miss, gets the
+placeholder replaced with this client's own token from ``get_token``, which also makes
+CsrfViewMiddleware set this client's CSRF cookie. Two browsers can therefore both submit forms
+from the same cached page. Responses that set cookies or are not 200 are never stored.
+
+Responses carry ``X-Storefront-Cache: HIT|MISS|BYPASS`` (for tests and operators) and
+``Vary: Cookie``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.utils.cache import patch_vary_headers
+
+from storefront import caching
+
+CSRF_PLACEHOLDER = "__storefront_csrf_token_placeholder__"
+CACHE_HEADER = "X-Storefront-Cache"
+# Response headers worth keeping with a cached page (cookies and per-response ones are not).
+KEPT_HEADERS = ("Content-Type", "Content-Language", "X-Frame-Options", "Referrer-Policy")
+_PLACEHOLDER_FLAG = "_storefront_csrf_placeholder"
+
+View = Callable[..., HttpResponse]
+Scopes = Callable[..., Iterable[str]]
+
+
+def csrf_placeholder(request: HttpRequest) -> dict[str, str]:
+    """Context processor: inside a cacheable render, {% csrf_token %} emits the placeholder."""
+    if getattr(request, _PLACEHOLDER_FLAG, False):
+        return {"csrf_token": CSRF_PLACEHOLDER}
+    return {}
+
+
+def is_cacheable_request(request: HttpRequest) -> bool:
+    return (
+        request.method in ("GET", "HEAD")
+        and settings.SESSION_COOKIE_NAME not in request.COOKIES
+        and "messages" not in request.COOKIES
+        and "HTTP_AUTHORIZATION" not in request.META
+    )
+
+
+def _is_storable(response: HttpResponse) -> bool:
+    return (
+        response.status_code == 200
+        and not response.streaming
+        and not response.cookies
+        and "private" not in response.get("Cache-Control", "")
+        and "no-store" not in response.get("Cache-Control", "")
+    )
+
+
+def _freeze(response: HttpResponse) -> dict[str, Any]:
+    return {
+        "content": response.content,
+        "headers": {h: response[h] for h in KEPT_HEADERS if h in response},
+    }
+
+
+def _thaw(frozen: dict[str, Any]) -> HttpResponse:
+    response = HttpResponse(frozen["content"])
+    for header, value in frozen["headers"].items():
+        response[header] = value
+    return response
+
+
+def _fill_csrf(request: HttpRequest, response: HttpResponse) -> None:
+    placeholder = CSRF_PLACEHOLDER.encode()
+    if placeholder in response.content:
+        response.content = response.content.replace(placeholder, get_token(request).encode())
+
+
+def cache_anonymous_page(
+    namespace: str,
+    *,
+    timeout: Callable[[], int],
+    scopes: Scopes | None = None,
+) -> Callable[[View], View]:
+    """Cache the view's page for anonymous visitors under `namespace`.
+
+    `timeout` returns the TTL in seconds (read at request time, so settings overrides apply);
+    `scopes(request, *args, **kwargs)` names the scoped version counters the page depends on
+    (e.g. ``product:<slug>``), see storefront/caching.py.
+    """
+
+    def decorator(view: View) -> View:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if not is_cacheable_request(request):
+                response = view(request, *args, **kwargs)
+                response[CACHE_HEADER] = "BYPASS"
+                return response
+            key = caching.make_key(
+                namespace,
+                "page",
+                request.method == "HEAD",
+                request.get_full_path(),
+                scopes=scopes(request, *args, **kwargs) if scopes else (),
+            )
+            frozen = caching.get(namespace, key)
+            if frozen is not None:
+                response = _thaw(frozen)
+                response[CACHE_HEADER] = "HIT"
+            else:
+                setattr(request, _PLACEHOLDER_FLAG, True)
+                try:
+                    response = view(request, *args, **kwargs)
+                    if hasattr(response, "render") and not response.is_rendered:
+                        response.render()  # a TemplateResponse (class-based views)
+                finally:
+                    setattr(request, _PLACEHOLDER_FLAG, False)
+                if _is_storable(response):
+                    caching.store(namespace, key, _freeze(response), timeout())
+                    response[CACHE_HEADER] = "MISS"
+                else:
+                    response[CACHE_HEADER] = "BYPASS"
+            if not response.streaming:
+                _fill_csrf(request, response)
+            patch_vary_headers(response, ["Cookie"])
+            return response
+
+        return wrapper
+
+    return decorator

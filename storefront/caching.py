@@ -1,0 +1,236 @@
+"""Cache keys, versions, invalidation and hit counters: the one module that names cache entries.
+
+Key scheme (Django adds its KEY_PREFIX "sf" in front)::
+
+    g<global>:<namespace>:<kind>:<parts...>:<versions...>
+
+* ``<global>`` is ``STOREFRONT_CACHE_VERSION`` (set per deploy, e.g. to the release id)
+  joined with a stored generation that ``storefront cache clear`` bumps: changing either
+  orphans every entry at once (old entries simply expire by TTL).
+* ``<namespace>`` is one of NAMESPACES. Each has a version counter stored in the cache; every
+  key of the namespace embeds it, so bumping the counter invalidates the whole namespace in one
+  write (cascading invalidation without scanning keys).
+* Scoped counters narrow invalidation inside a namespace: ``product:<slug>`` (one product's
+  page and detail query), ``stock`` (the low-stock figures shown on listings and cards),
+  ``user:<id>`` (one customer's dashboard).
+* Rotating aggregates (the staff dashboard) use a time bucket, ``t<n>``: a new key every
+  ``STOREFRONT_CACHE_TTL_STAFF`` seconds, so those figures are at most that old.
+
+Versions start from a time-based number rather than 1, so counters lost with the cache (Redis
+restart, FLUSHALL) can never come back to a value that still names stale entries.
+
+Why not Django's ``cache_page``/``{% cache %}``: their keys cannot carry our version counters
+(invalidation would need key scans), they vary on every cookie, and they cannot count hits per
+namespace or hand each client its own CSRF token from a shared cached page (see pages.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger("storefront.cache")
+
+T = TypeVar("T")
+
+# catalog: listing and product pages, product detail and category-tree queries.
+# orders: a customer's order-derived figures. dashboards: customer and staff dashboards.
+# accounts: the anonymous login page.
+NAMESPACES = ("catalog", "orders", "dashboards", "accounts")
+GLOBAL_GENERATION_KEY = "ver:global"
+STATS_KEY = "stats:{namespace}:{outcome}"
+_MISSING = object()
+
+
+def _version_key(counter: str) -> str:
+    return f"ver:{counter}"
+
+
+def _initial_version() -> int:
+    return time.time_ns() // 1000  # microseconds: unique enough across restarts
+
+
+def _check(namespace: str) -> None:
+    if namespace not in NAMESPACES:
+        raise ValueError(f"unknown cache namespace {namespace!r}; one of {', '.join(NAMESPACES)}")
+
+
+def versions(counters: Iterable[str]) -> dict[str, int]:
+    """Current value of each version counter (one round trip; missing ones are created)."""
+    counters = list(counters)
+    keys = {_version_key(c): c for c in counters}
+    found = cache.get_many(list(keys))
+    result = {}
+    for key, counter in keys.items():
+        value = found.get(key)
+        if value is None:
+            value = _initial_version()
+            # add(): if another process created it meanwhile, theirs wins; read it back.
+            if not cache.add(key, value, timeout=None):
+                value = cache.get(key, value)
+        result[counter] = int(value)
+    return result
+
+
+def _bump(counter: str) -> None:
+    key = _version_key(counter)
+    try:
+        cache.incr(key)
+    except ValueError:  # not there (evicted, flushed, never read): any fresh value will do
+        cache.set(key, _initial_version(), timeout=None)
+
+
+def bump_namespace(namespace: str) -> None:
+    """Invalidate every entry of `namespace`."""
+    _check(namespace)
+    _bump(f"ns:{namespace}")
+    logger.info("cache namespace %s invalidated", namespace)
+
+
+def bump_products(slugs: Iterable[str]) -> None:
+    """Invalidate the pages and cached queries of these products only."""
+    for slug in set(slugs):
+        _bump(f"product:{slug}")
+
+
+def bump_stock_display() -> None:
+    """Invalidate everything that shows low-stock figures (listings, product cards)."""
+    _bump("stock")
+
+
+def bump_user(user_id: int) -> None:
+    """Invalidate one user's cached figures (their dashboard)."""
+    _bump(f"user:{user_id}")
+
+
+def clear(namespace: str | None = None) -> None:
+    """Manual invalidation: one namespace, or everything (bumps the global generation)."""
+    if namespace is not None:
+        bump_namespace(namespace)
+        return
+    _bump("global")
+    logger.info("cache cleared: global generation bumped")
+
+
+def time_bucket(seconds: int, now: float | None = None) -> int:
+    """The number of the `seconds`-long window `now` falls in (keys rotate with it)."""
+    return int((time.time() if now is None else now) // max(1, seconds))
+
+
+def make_key(
+    namespace: str,
+    kind: str,
+    *parts: object,
+    scopes: Iterable[str] = (),
+    bucket_seconds: int | None = None,
+) -> str:
+    """The full key for an entry of `namespace`, embedding every version it depends on.
+
+    `scopes` are scoped counters the entry also depends on (``product:<slug>``, ``stock``,
+    ``user:<id>``); `bucket_seconds` adds a time bucket. Long parts are hashed.
+    """
+    _check(namespace)
+    scopes = list(scopes)
+    current = versions(["global", f"ns:{namespace}", *scopes])
+    generation = f"{settings.STOREFRONT_CACHE_VERSION}.{current['global']}"
+    suffix = ".".join(str(current[s]) for s in [f"ns:{namespace}", *scopes])
+    text = ":".join(str(p) for p in parts)
+    if len(text) > 80:
+        text = hashlib.sha256(text.encode()).hexdigest()
+    key = f"g{generation}:{namespace}:{kind}:{text}:v{suffix}"
+    if bucket_seconds:
+        key += f":t{time_bucket(bucket_seconds)}"
+    return key
+
+
+def get(namespace: str, key: str, default: Any = None) -> Any:
+    """A cached value (counted as a hit or a miss for `namespace`)."""
+    value = cache.get(key, _MISSING)
+    record(namespace, hit=value is not _MISSING)
+    return default if value is _MISSING else value
+
+
+def store(namespace: str, key: str, value: Any, timeout: int) -> None:
+    cache.set(key, value, timeout=timeout)
+
+
+def get_or_set(namespace: str, key: str, compute: Callable[[], T], timeout: int) -> T:
+    """The cached value for `key`, computing and storing it on a miss (counted)."""
+    value = cache.get(key, _MISSING)
+    record(namespace, hit=value is not _MISSING)
+    if value is _MISSING:
+        value = compute()
+        cache.set(key, value, timeout=timeout)
+    return value
+
+
+# Hit/miss counters per namespace. Redis INCR is atomic across workers; on the file cache
+# (embedded mode) concurrent increments may occasionally be lost, which only skews the ratio.
+def record(namespace: str, *, hit: bool) -> None:
+    key = STATS_KEY.format(namespace=namespace, outcome="hits" if hit else "misses")
+    try:
+        cache.incr(key)
+    except ValueError:
+        if not cache.add(key, 1, timeout=None):
+            with contextlib.suppress(ValueError):  # evicted between add and incr: one lost count
+                cache.incr(key)
+
+
+def stats() -> dict[str, dict[str, float]]:
+    """Hits, misses and hit ratio per namespace since the counters were last reset."""
+    keys = {
+        (ns, outcome): STATS_KEY.format(namespace=ns, outcome=outcome)
+        for ns in NAMESPACES
+        for outcome in ("hits", "misses")
+    }
+    found = cache.get_many(list(keys.values()))
+    result: dict[str, dict[str, float]] = {}
+    for ns in NAMESPACES:
+        hits = int(found.get(keys[(ns, "hits")], 0) or 0)
+        misses = int(found.get(keys[(ns, "misses")], 0) or 0)
+        total = hits + misses
+        result[ns] = {
+            "hits": hits,
+            "misses": misses,
+            "hit_ratio": round(hits / total, 4) if total else 0.0,
+        }
+    return result
+
+
+def reset_stats() -> None:
+    cache.delete_many(
+        [STATS_KEY.format(namespace=ns, outcome=o) for ns in NAMESPACES for o in ("hits", "misses")]
+    )
+
+
+def backend_size() -> dict[str, Any]:
+    """Memory and key count of the cache server (Redis: INFO memory + DBSIZE)."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend.startswith("django_redis."):
+        from django_redis import get_redis_connection
+
+        client = get_redis_connection("default")
+        memory = client.info("memory")
+        return {
+            "backend": "redis",
+            "used_memory": int(memory["used_memory"]),
+            "used_memory_human": memory.get("used_memory_human", ""),
+            "keys": int(client.dbsize()),
+        }
+    if backend.endswith("FileBasedCache"):
+        from pathlib import Path
+
+        files = list(Path(settings.CACHES["default"]["LOCATION"]).glob("*.djcache"))
+        return {
+            "backend": "file",
+            "used_memory": sum(f.stat().st_size for f in files),
+            "keys": len(files),
+        }
+    return {"backend": backend.rsplit(".", 1)[-1], "used_memory": None, "keys": None}
