@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from storefront import caching
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
 from storefront.orders.models import Order, OrderLine
@@ -64,7 +65,7 @@ def place_order(
         p.id: p
         for p in Product.objects.select_for_update()
         .filter(id__in=merged)
-        .only("id", "name", "sku", "price", "stock", "is_active")
+        .only("id", "name", "slug", "sku", "price", "stock", "is_active")
         .order_by("id")
     }
     problems = []
@@ -106,7 +107,29 @@ def place_order(
     OrderLine.objects.bulk_create(lines)
     for pid, qty in merged.items():
         Product.objects.filter(pk=pid).update(stock=F("stock") - qty)
+    _invalidate_stock_after_commit(products, merged)
     return order
+
+
+def _invalidate_stock_after_commit(products: dict[int, Product], sold: dict[int, int]) -> None:
+    """The bulk stock update skips model signals: invalidate the cached pages it changes.
+
+    Each sold product's page and cached detail; and listings/cards only when a product's stock
+    is now within the range they display ("Only N left", "Sold out").
+    """
+    slugs = [products[pid].slug for pid in sold]
+    shows_stock = any(
+        products[pid].stock - qty <= settings.STOREFRONT_LOW_STOCK_THRESHOLD
+        for pid, qty in sold.items()
+    )
+
+    def invalidate() -> None:
+        caching.bump_products(slugs)
+        if shows_stock:
+            caching.bump_stock_display()
+
+    # robust: a cache failure after the commit must not turn a placed order into an error.
+    transaction.on_commit(invalidate, robust=True)
 
 
 def _save_with_unique_number(order: Order, attempts: int = 5) -> None:
