@@ -74,3 +74,21 @@ def test_docs_page_uses_only_local_assets(client: Client, settings) -> None:
     assert any(a.endswith("swagger-ui-bundle.js") for a in assets), assets
     assert all(a.startswith("/") and not a.startswith("//") for a in assets), assets
     assert not re.search(r"https?://", html)
+
+
+def test_docs_page_has_no_inline_script(client: Client, settings) -> None:
+    # nginx serves /api/docs/ with script-src 'self' only: Swagger UI's start-up code must come
+    # from a URL (drf-spectacular's split view, /api/docs/?script=), never from the page.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+    html = client.get("/api/docs/").content.decode()
+    script = client.get("/api/docs/?script=")
+
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), html
+    assert '<script src="/api/docs/?script="></script>' in html
+    assert script.status_code == 200
+    assert script["Content-Type"].startswith("application/javascript")
+    assert '"/api/schema/"' in script.content.decode()
