@@ -1,4 +1,8 @@
-"""Aggregates for the customer and staff dashboards: each is one query, whatever the data size."""
+"""Reads for the customer and staff dashboards: each is one query, whatever the data size.
+
+The staff figures (revenue, orders, top products) come from the denormalized sales tables
+(models.DailySales, models.ProductDailySales), so no request aggregates the orders table.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,14 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db.models import Avg, Count, DecimalField, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate, TruncMonth
+from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
-from storefront.orders.models import Order, OrderLine
+from storefront.dashboards.days import sales_today
+from storefront.dashboards.models import DailySales, OrderExport, ProductDailySales
+from storefront.orders.models import Order
 from storefront.orders.selectors import ORDER_LIST_FIELDS
 
 ZERO = Value(Decimal("0"), output_field=DecimalField(max_digits=14, decimal_places=2))
@@ -101,42 +107,34 @@ def _as_date(value: dt.date | dt.datetime) -> dt.date:
 
 
 def revenue_per_day(*, days: int = 30) -> list[DayRevenue]:
-    """Revenue and order count per day for the last `days` days (today included), zero-filled."""
-    today = timezone.localdate()
+    """Revenue and order count per day for the last `days` days (today included), zero-filled.
+
+    From the DailySales table (kept current by the checkout), never the orders table.
+    """
+    today = sales_today()
     first = today - dt.timedelta(days=days - 1)
-    since = timezone.make_aware(dt.datetime.combine(first, dt.time.min))
-    rows = (
-        _revenue_orders()
-        .filter(created_at__gte=since)
-        .annotate(day=TruncDate("created_at"))
-        .values("day")
-        .annotate(revenue=Sum("total"), orders=Count("id"))
-        .order_by("day")
-    )
-    by_day = {_as_date(r["day"]): r for r in rows}
+    by_day = {
+        day: (revenue, orders)
+        for day, revenue, orders in DailySales.objects.filter(
+            day__gte=first, day__lte=today
+        ).values_list("day", "revenue", "orders")
+    }
     out = []
     for i in range(days):
         day = first + dt.timedelta(days=i)
-        row = by_day.get(day)
-        out.append(
-            DayRevenue(
-                day=day,
-                revenue=money(row["revenue"] if row else 0),
-                orders=row["orders"] if row else 0,
-            )
-        )
+        revenue, orders = by_day.get(day, (0, 0))
+        out.append(DayRevenue(day=day, revenue=money(revenue), orders=orders))
     return out
 
 
 def top_products(*, days: int = 30, limit: int = 10) -> list[dict]:
-    """Best sellers by units over the last `days` days (by snapshot, so deleted products count)."""
-    since = timezone.now() - dt.timedelta(days=days)
+    """Best sellers by units over the last `days` days, today included (by snapshot, so deleted
+    products count). From the ProductDailySales table, never the order lines."""
+    first = sales_today() - dt.timedelta(days=days - 1)
     return list(
-        OrderLine.objects.filter(
-            order__created_at__gte=since, order__status__in=Order.REVENUE_STATUSES
-        )
+        ProductDailySales.objects.filter(day__gte=first)
         .values("product_id", "product_name", "product_sku", "product__slug")
-        .annotate(units=Sum("quantity"), orders=Count("order_id", distinct=True))
+        .annotate(units=Sum("quantity"), orders=Sum("orders"))
         .order_by("-units", "product_name")[:limit]
     )
 
@@ -156,3 +154,27 @@ def recent_orders(*, limit: int = 10) -> list[Order]:
         .only(*ORDER_LIST_FIELDS, "user__id", "user__username")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def recent_order_exports(*, limit: int = 20) -> list[OrderExport]:
+    return list(
+        OrderExport.objects.select_related("requested_by")
+        .only(
+            "id",
+            "filters",
+            "status",
+            "row_count",
+            "file",
+            "error",
+            "created_at",
+            "finished_at",
+            "requested_by__id",
+            "requested_by__username",
+        )
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def order_export(*, export_id: int) -> OrderExport:
+    """Raises OrderExport.DoesNotExist."""
+    return OrderExport.objects.get(pk=export_id)

@@ -14,6 +14,7 @@ from django.db.models import F
 from storefront import caching
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
+from storefront.dashboards.services import record_order as record_sales
 from storefront.orders.models import Order, OrderLine
 
 # Unambiguous characters (no 0/O, 1/I/L) for order numbers read over the phone.
@@ -108,6 +109,7 @@ def place_order(
     for pid, qty in merged.items():
         Product.objects.filter(pk=pid).update(stock=F("stock") - qty)
     _invalidate_stock_after_commit(products, merged)
+    record_sales(order=order, lines=lines)  # last: it locks the day's sales row until commit
     return order
 
 

@@ -1,0 +1,138 @@
+"""Denormalized sales figures for the staff dashboard, and order exports produced by a task.
+
+DailySales / ProductDailySales hold what the dashboard used to aggregate from the orders table
+on every request. They are incremented inside the checkout transaction (services.record_order),
+recomputed for one day when an order's status crosses the revenue line, and reconciled with the
+orders by the nightly task (services.refresh_daily_sales). A "day" is a calendar date in
+settings.TIME_ZONE; only orders in Order.REVENUE_STATUSES count, as everywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
+from django.db import models
+
+
+class DailySales(models.Model):
+    day = models.DateField(primary_key=True)
+    orders = models.PositiveIntegerField(default=0)
+    items = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["day"]
+        verbose_name_plural = "daily sales"
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.orders} orders, {self.revenue}"
+
+
+class ProductDailySales(models.Model):
+    """Units, orders and revenue of one product (as its order lines named it) on one day.
+
+    Keyed by the same snapshot the order lines carry (product, name, SKU), so a renamed product
+    shows under each name and a deleted one (product NULL) keeps counting by its snapshot, exactly
+    as an aggregation of the order lines would group them.
+    """
+
+    day = models.DateField()
+    product = models.ForeignKey(
+        "catalog.Product",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="daily_sales",
+        db_index=False,
+    )
+    product_name = models.CharField(max_length=200)
+    product_sku = models.CharField("SKU", max_length=40)
+    quantity = models.PositiveIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        ordering = ["day", "id"]
+        verbose_name_plural = "product daily sales"
+        constraints = [
+            # The checkout's upsert target. It leads with day, so it also serves the dashboard's
+            # "last 30 days" range scan and the refresh's per-range delete.
+            models.UniqueConstraint(
+                fields=["day", "product", "product_name", "product_sku"],
+                name="productdailysales_day_product_uniq",
+            ),
+        ]
+        indexes = [
+            # Deleting a product sets its rows' product to NULL: without this, a full scan.
+            models.Index(fields=["product"], name="productdailysales_product_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day}: {self.quantity} × {self.product_name}"
+
+
+class PrivateExportStorage(FileSystemStorage):
+    """Files under PRIVATE_MEDIA_ROOT/exports, which nginx never serves (downloads go through a
+    staff-only view). The location is read from settings on each use, so tests can move it."""
+
+    @property
+    def base_location(self) -> str:
+        return os.path.join(settings.PRIVATE_MEDIA_ROOT, "exports")
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+    @property
+    def base_url(self) -> None:
+        return None
+
+
+_private_export_storage = PrivateExportStorage()
+
+
+def private_export_storage() -> PrivateExportStorage:
+    # A callable, so migrations record this function rather than a machine-specific path.
+    return _private_export_storage
+
+
+class OrderExport(models.Model):
+    """One CSV export of the orders requested by a staff user, written by a Celery task."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="order_exports",
+    )
+    # The ExportFilterForm fields as ISO dates or null: {"since": "2026-01-01", "until": null}.
+    filters = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    row_count = models.PositiveIntegerField(null=True, blank=True)
+    file = models.FileField(storage=private_export_storage, max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The exports page: the most recent exports first.
+            models.Index(fields=["-created_at"], name="orderexport_newest_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order export #{self.pk} ({self.status})"
+
+    @property
+    def download_name(self) -> str:
+        return f"orders-export-{self.pk}.csv"
