@@ -273,6 +273,8 @@ globals().update(EMAIL_CONFIG)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Storefront <shop@storefront.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Absolute base of links in emails (order confirmation), no trailing slash.
+STOREFRONT_SITE_URL = env.str("STOREFRONT_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Who gets low-stock alerts (comma separated); empty: every active staff user with an email.
 STOREFRONT_STAFF_ALERT_EMAILS = env.list("STOREFRONT_STAFF_ALERT_EMAILS", default=[])
 
@@ -370,9 +372,23 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        # Cache outages: one line per error kind every 30 s instead of a traceback per call.
+        "throttled": {"()": "storefront.ops.logging.ThrottledErrorFilter", "interval": 30.0}
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console_throttled": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["throttled"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "storefront.cache": {"handlers": ["console_throttled"], "propagate": False},
+    },
 }
 
 if STOREFRONT_ENV == "test":

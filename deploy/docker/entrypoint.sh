@@ -49,10 +49,10 @@ from django.db import connection
 
 connection.ensure_connection()
 PY
+    echo "entrypoint: waiting for the database (attempt ${attempt} failed)" >&2
     if ((SECONDS >= deadline)); then
       fail "database not reachable after ${limit}s (${attempt} attempts); check DATABASE_URL"
     fi
-    echo "entrypoint: waiting for the database (attempt ${attempt})" >&2
     attempt=$((attempt + 1))
     sleep 1
   done

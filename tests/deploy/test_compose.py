@@ -100,7 +100,36 @@ def _volume_mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 
 def test_expected_services(compose: dict[str, Any]) -> None:
-    assert set(_services(compose)) == {"nginx", "web", "postgres", "redis", "memcached"}
+    assert set(_services(compose)) == {
+        "nginx",
+        "web",
+        "worker",
+        "beat",
+        "postgres",
+        "redis",
+        "memcached",
+    }
+
+
+def test_celery_worker_and_beat_run_the_app_image(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    web, worker, beat = services["web"], services["worker"], services["beat"]
+    for service, role in ((worker, "worker"), (beat, "beat")):
+        assert service["image"] == web["image"]
+        assert service["env_file"] == web["env_file"]
+        assert service["command"][:4] == ["celery", "-A", "storefront", role]
+        # web migrates and collects static files; the others start after it is healthy.
+        assert service["environment"]["STOREFRONT_MIGRATE"] == "0"
+        assert service["environment"]["STOREFRONT_COLLECTSTATIC"] == "0"
+        assert _depends(service)["web"] == {"condition": "service_healthy"}
+        assert _depends(service)["redis"] == {"condition": "service_healthy"}
+    assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
+    assert beat["healthcheck"]["test"] == ["CMD", "storefront", "check_services", "broker"]
+    # The worker writes exports where web serves them to staff; nginx never sees that volume.
+    assert _volume_mounts(worker)["private"][0] == _volume_mounts(web)["private"][0]
+    assert "private" not in _volume_mounts(services["nginx"])
+    assert "container_name" not in worker  # scalable
+    assert "beat" in compose["volumes"]
 
 
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:

@@ -126,7 +126,7 @@ def test_gives_up_on_an_unreachable_database_after_the_limit(tmp_path: Path) -> 
     )
     result = _run(env, "true")
     assert result.returncode == 64
-    assert "waiting for the database (attempt 1)" in result.stderr
+    assert "waiting for the database (attempt 1 failed)" in result.stderr
     assert "database not reachable after 2s" in result.stderr
     assert not (tmp_path / "static").exists()  # nothing ran after the failed wait
 

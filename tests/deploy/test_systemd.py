@@ -14,7 +14,12 @@ from conftest import skip_or_fail
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT_DIR = REPO / "deploy" / "systemd"
-UNITS = ("storefront.socket", "storefront.service")
+UNITS = (
+    "storefront.socket",
+    "storefront.service",
+    "storefront-worker.service",
+    "storefront-beat.service",
+)
 SERVICES = tuple(unit for unit in UNITS if unit.endswith(".service"))
 # The units name the live release; verify checks that ExecStart exists, so the copies under
 # test point at this checkout (whose .venv holds gunicorn) instead.
@@ -98,8 +103,34 @@ def test_service_is_socket_activated_gunicorn_with_notify() -> None:
     assert socket["ListenStream"] == ["/run/storefront/gunicorn.sock"]
 
 
-def test_service_sandbox_directives() -> None:
-    service = _directives("storefront.service")
+def test_celery_units_run_worker_and_beat_from_the_release() -> None:
+    worker, beat = _directives("storefront-worker.service"), _directives("storefront-beat.service")
+    assert worker["ExecStart"][0].split()[:4] == [
+        f"{LIVE_RELEASE}/.venv/bin/celery",
+        "-A",
+        "storefront",
+        "worker",
+    ]
+    assert beat["ExecStart"][0].split()[:4] == [
+        f"{LIVE_RELEASE}/.venv/bin/celery",
+        "-A",
+        "storefront",
+        "beat",
+    ]
+    # Beat keeps its schedule state in the writable state directory.
+    assert "--schedule /var/lib/storefront/celerybeat-schedule" in beat["ExecStart"][0]
+    for unit in (worker, beat):
+        assert unit["Restart"] == ["on-failure"]
+        assert unit["User"] == ["storefront"]
+        assert unit["EnvironmentFile"] == ["/etc/storefront/env"]
+        assert unit["KillSignal"] == ["SIGTERM"]  # Celery's warm shutdown
+    # Running tasks may take up to the hard time limit (660 s) to finish on stop.
+    assert int(worker["TimeoutStopSec"][0]) > 660
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_service_sandbox_directives(unit: str) -> None:
+    service = _directives(unit)
     expected = {
         "NoNewPrivileges": "yes",
         "ProtectSystem": "strict",

@@ -5,6 +5,7 @@ temporary var directory, on a free port instead of 8000."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -132,21 +133,62 @@ def test_run_serves_prints_logins_and_stops_on_ctrl_c(run_env: dict[str, str]) -
     assert not second.survivors(), "processes outlived Ctrl-C"
 
 
-def test_run_through_nginx_with_two_instances(run_env: dict[str, str]) -> None:
+def test_run_through_nginx_with_two_instances_and_celery(run_env: dict[str, str]) -> None:
     """Without GUNICORN_BIND and with nginx installed: nginx in front of INSTANCES gunicorns on
-    unix sockets, HTTP and HTTPS; Ctrl-C stops nginx and every gunicorn."""
+    unix sockets, HTTP and HTTPS, plus a Celery worker and beat because a broker is set, all
+    supervised by honcho; Ctrl-C stops every one of them."""
     import shutil
     import ssl
 
-    if not shutil.which("nginx"):
-        from conftest import skip_or_fail
+    from conftest import skip_or_fail
 
+    if not shutil.which("nginx"):
         skip_or_fail("nginx not installed (apt-get install nginx)")
+    if not os.environ.get("REDIS_URL"):
+        skip_or_fail("needs Redis for the Celery broker (set REDIS_URL)")
     env = {k: v for k, v in run_env.items() if k != "GUNICORN_BIND"}
     http_addr, https_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    env.update(NGINX_LISTEN_HTTP=http_addr, NGINX_LISTEN_HTTPS=https_addr, INSTANCES="2")
+    queue = f"storefront-run-test-{os.getpid()}"
+    env.update(
+        NGINX_LISTEN_HTTP=http_addr,
+        NGINX_LISTEN_HTTPS=https_addr,
+        INSTANCES="2",
+        REDIS_URL=os.environ["REDIS_URL"],
+        CELERY_QUEUE=queue,
+        CELERY_CONCURRENCY="1",
+    )
     run = RunScript(env)
     run.wait_until_serving(f"http://{http_addr}/", timeout=600)
+    procfile = (Path(env["STOREFRONT_VAR_DIR"]) / "Procfile").read_text()
+    assert sorted(
+        line.split(":", 1)[0] for line in procfile.splitlines() if not line.startswith("#")
+    ) == ["beat", "nginx", "web1", "web2", "worker"], procfile
+    # The worker consumes this run's queue: a task sent there is executed by it.
+    deadline = time.monotonic() + 60
+    while " ready." not in run.text and time.monotonic() < deadline:
+        time.sleep(0.3)
+    subprocess.run(
+        [
+            str(VENV / "bin" / "celery"),
+            "-A",
+            "storefront",
+            "call",
+            "storefront.ops.tasks.clear_expired_sessions",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    while "clear_expired_sessions" not in run.text and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert re.search(
+        r"worker\.1 .*Task storefront\.ops\.tasks\.clear_expired_sessions\[.*\] "
+        r"succeeded",
+        run.text,
+    ), run.text[-3000:]
+    assert "beat.1" in run.text and "beat: Starting" in run.text, run.text[-3000:]
     with urllib.request.urlopen(f"http://{http_addr}/products/", timeout=10) as response:
         assert response.headers["Server"] == "nginx"
         assert "strict-transport-security" not in response.headers
