@@ -1,7 +1,13 @@
-"""A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives."""
+"""A real SMTP server (aiosmtpd) on a free loopback port that keeps what it receives.
+
+`hold()` makes it keep the client waiting after the message data, before answering (the client
+is then inside its SMTP transaction, the message not yet accepted), until `release()`; a test
+can kill the sender meanwhile. A held message whose client went away is dropped, never accepted.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -21,6 +27,13 @@ class SmtpSink:
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set = answer DATA at once; cleared by hold(). _holding is set while a DATA waits.
+    _open: threading.Event = field(default_factory=threading.Event)
+    _holding: threading.Event = field(default_factory=threading.Event)
+    dropped: int = 0  # held messages whose client went away (never accepted)
+
+    def __post_init__(self) -> None:
+        self._open.set()
 
     @property
     def url(self) -> str:
@@ -28,6 +41,23 @@ class SmtpSink:
         return f"smtp://{self.host}:{self.port}"
 
     async def handle_DATA(self, server: object, session: Session, envelope: Envelope) -> str:
+        if not self._open.is_set():
+            self._holding.set()
+            try:
+                while not self._open.is_set():
+                    await asyncio.sleep(0.02)
+            except asyncio.CancelledError:
+                # aiosmtpd cancels the handler when the client's connection ends (EOF, reset):
+                # the client was killed before the server said 250, so the message is not kept.
+                with self._lock:
+                    self.dropped += 1
+                raise
+            # Same if the client's end closed but the handler was still running.
+            reader = getattr(server, "_reader", None)
+            if reader is not None and reader.at_eof():
+                with self._lock:
+                    self.dropped += 1
+                return "451 4.3.0 Client went away"
         message = message_from_bytes(envelope.content, policy=policy.default)
         with self._lock:
             self.messages.append(message)  # type: ignore[arg-type]
@@ -43,6 +73,18 @@ class SmtpSink:
         while time.monotonic() < deadline and len(self.received()) < count:
             time.sleep(0.05)
         return self.received()
+
+    def hold(self) -> None:
+        """Keep each following DATA unanswered (message not accepted) until release()."""
+        self._holding.clear()
+        self._open.clear()
+
+    def wait_until_holding(self, timeout: float = 20.0) -> bool:
+        """Whether a client is held in its DATA command within `timeout` seconds."""
+        return self._holding.wait(timeout)
+
+    def release(self) -> None:
+        self._open.set()
 
     def clear(self) -> None:
         with self._lock:

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from storefront.orders.models import Order, OrderLine
+from storefront.orders.models import EmailDelivery, Order, OrderLine
 
 
 class OrderLineInline(admin.TabularInline):
@@ -32,3 +32,27 @@ class OrderLineAdmin(admin.ModelAdmin):
     raw_id_fields = ("order", "product")
     show_full_result_count = False
     list_per_page = 50
+
+
+@admin.register(EmailDelivery)
+class EmailDeliveryAdmin(admin.ModelAdmin):
+    """Read-only: rows are written by the email tasks alone (their idempotency records)."""
+
+    list_display = ("idempotency_key", "kind", "status", "attempts", "sent_at", "created_at")
+    list_filter = ("status", "kind")
+    search_fields = ("idempotency_key", "order__number")
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    list_per_page = 50
+
+    def get_readonly_fields(self, request, obj=None):  # type: ignore[no-untyped-def]
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False

@@ -90,3 +90,57 @@ class OrderLine(models.Model):
     @property
     def line_total(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+class EmailDelivery(models.Model):
+    """One email the shop must send once (order confirmation, low-stock alert) and its fate.
+
+    The idempotency key (e.g. "order-confirmation:<order id>") is unique: the Celery task that
+    sends the email claims this row first, so a redelivered or duplicated task finds it sent and
+    does nothing (see storefront/orders/notifications.py for the one remaining window).
+    """
+
+    class Kind(models.TextChoices):
+        ORDER_CONFIRMATION = "order_confirmation", "Order confirmation"
+        LOW_STOCK = "low_stock", "Low-stock alert"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        # An attempt started; stays so if its worker died before finishing (redelivery retries).
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        # Nothing to send (no recipients): done, not an error.
+        SKIPPED = "skipped", "Skipped"
+        # The last attempt failed (SMTP error); the task retries with backoff until max_retries.
+        FAILED = "failed", "Failed"
+
+    DONE_STATUSES = (Status.SENT, Status.SKIPPED)
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    idempotency_key = models.CharField(max_length=100, unique=True)
+    order = models.ForeignKey(
+        Order,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="email_deliveries",
+    )
+    recipients = models.JSONField(default=list, blank=True)
+    subject = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "email deliveries"
+        indexes = [
+            # Admin and monitoring: deliveries by status, newest first (stuck or failed ones).
+            models.Index(fields=["status", "-created_at"], name="emaildelivery_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.idempotency_key

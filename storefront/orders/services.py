@@ -15,6 +15,7 @@ from storefront import caching
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
 from storefront.dashboards.services import record_order as record_sales
+from storefront.orders import tasks
 from storefront.orders.models import Order, OrderLine
 
 # Unambiguous characters (no 0/O, 1/I/L) for order numbers read over the phone.
@@ -109,6 +110,7 @@ def place_order(
     for pid, qty in merged.items():
         Product.objects.filter(pk=pid).update(stock=F("stock") - qty)
     _invalidate_stock_after_commit(products, merged)
+    _send_order_emails_after_commit(order, products, merged)
     record_sales(order=order, lines=lines)  # last: it locks the day's sales row until commit
     return order
 
@@ -132,6 +134,28 @@ def _invalidate_stock_after_commit(products: dict[int, Product], sold: dict[int,
 
     # robust: a cache failure after the commit must not turn a placed order into an error.
     transaction.on_commit(invalidate, robust=True)
+
+
+def _send_order_emails_after_commit(
+    order: Order, products: dict[int, Product], sold: dict[int, int]
+) -> None:
+    """Enqueue the confirmation email, and a staff alert for the products this order took
+    across the low-stock threshold (stock before > threshold >= stock after, decided here under
+    the row locks): a product already low is not re-announced on every sale.
+    """
+    threshold = settings.STOREFRONT_LOW_STOCK_THRESHOLD
+    crossed = sorted(
+        pid
+        for pid, qty in sold.items()
+        if products[pid].stock > threshold >= products[pid].stock - qty
+    )
+    # robust: a broker failure after the commit must not turn a placed order into an error
+    # (the email is then lost and logged; the order page still shows the order).
+    transaction.on_commit(lambda: tasks.send_order_confirmation.delay(order.id), robust=True)
+    if crossed:
+        transaction.on_commit(
+            lambda: tasks.send_low_stock_alert.delay(order.id, crossed), robust=True
+        )
 
 
 def _save_with_unique_number(order: Order, attempts: int = 5) -> None:

@@ -1,0 +1,202 @@
+"""Order emails: the customer's confirmation and the staff's low-stock alert, each sent once.
+
+Each email has an EmailDelivery row with a unique idempotency key ("order-confirmation:<order
+id>", "low-stock:<order id>"). Sending it:
+
+1. get-or-create the row (the unique key makes a concurrent duplicate find the same row);
+2. count the attempt and mark it "sending" in its own committed statement, unless the row is
+   already sent or skipped (then a redelivered or duplicated task stops here);
+3. in one transaction: lock the row (SELECT ... FOR UPDATE), check again that it is not done
+   (a duplicate that waited for the lock stops here), send through SMTP, mark it "sent".
+
+A worker that dies before or during the SMTP conversation leaves the row "sending" (its lock dies
+with its database connection); Celery redelivers the task (acks_late, reject on worker lost)
+and the next attempt sends it. The remaining at-least-once window: the SMTP server accepted the
+message (250 after DATA) but the worker died, or the database failed, before the "sent" commit
+landed. The redelivered task then sends a second copy. No protocol can close that window
+between two systems that do not share a transaction; it is as short as one COMMIT, and both
+copies carry the same Message-ID (derived from the key), so mail clients and MTAs that
+deduplicate on it show one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMultiAlternatives
+from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from storefront.catalog.models import Product
+from storefront.orders.models import EmailDelivery, Order
+
+Status = EmailDelivery.Status
+Kind = EmailDelivery.Kind
+
+
+def order_confirmation_key(order_id: int) -> str:
+    return f"order-confirmation:{order_id}"
+
+
+def low_stock_key(order_id: int) -> str:
+    return f"low-stock:{order_id}"
+
+
+def send_order_confirmation(*, order_id: int) -> str:
+    """Email the customer their order (lines, total, link); once. Returns the final status."""
+    return _deliver(
+        key=order_confirmation_key(order_id),
+        kind=Kind.ORDER_CONFIRMATION,
+        order_id=order_id,
+        build=lambda: _order_confirmation_message(order_id=order_id),
+    )
+
+
+def send_low_stock_alert(*, order_id: int, product_ids: list[int]) -> str:
+    """Email staff the products this order took to or below the low-stock threshold; once.
+
+    `product_ids` were decided by the checkout under its row locks (see place_order): products
+    that crossed the threshold with this order, so a product already low is not re-announced on
+    every sale. No staff recipients: the delivery is recorded as skipped.
+    """
+    return _deliver(
+        key=low_stock_key(order_id),
+        kind=Kind.LOW_STOCK,
+        order_id=order_id,
+        build=lambda: _low_stock_message(order_id=order_id, product_ids=product_ids),
+    )
+
+
+def staff_alert_recipients() -> list[str]:
+    """STOREFRONT_STAFF_ALERT_EMAILS, or else every active staff user with an email."""
+    if settings.STOREFRONT_STAFF_ALERT_EMAILS:
+        return list(dict.fromkeys(settings.STOREFRONT_STAFF_ALERT_EMAILS))
+    return list(
+        get_user_model()
+        .objects.filter(is_staff=True, is_active=True)
+        .exclude(email="")
+        .order_by("email")
+        .values_list("email", flat=True)
+    )
+
+
+def _deliver(
+    *, key: str, kind: str, order_id: int, build: Callable[[], EmailMultiAlternatives | None]
+) -> str:
+    delivery, _ = EmailDelivery.objects.get_or_create(
+        idempotency_key=key, defaults={"kind": kind, "order_id": order_id}
+    )
+    # Committed before sending, so attempts count the tries of workers that died mid-send too.
+    claimed = (
+        EmailDelivery.objects.filter(pk=delivery.pk)
+        .exclude(status__in=EmailDelivery.DONE_STATUSES)
+        .update(status=Status.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now())
+    )
+    if not claimed:
+        return EmailDelivery.objects.values_list("status", flat=True).get(pk=delivery.pk)
+    try:
+        # The row stays locked while SMTP talks, so a concurrent duplicate waits, then sees "sent".
+        with transaction.atomic():
+            delivery = EmailDelivery.objects.select_for_update().get(pk=delivery.pk)
+            if delivery.status in EmailDelivery.DONE_STATUSES:
+                return delivery.status
+            message = build()
+            if message is None:
+                delivery.status = Status.SKIPPED
+                delivery.last_error = ""
+                delivery.save(update_fields=["status", "last_error", "updated_at"])
+                return delivery.status
+            delivery.recipients = list(message.to)
+            delivery.subject = message.subject
+            message.send()
+            # At-least-once window: the message is accepted; dying before this commit resends it.
+            delivery.status = Status.SENT
+            delivery.sent_at = timezone.now()
+            delivery.last_error = ""
+            delivery.save(
+                update_fields=[
+                    "recipients", "subject", "status", "sent_at", "last_error", "updated_at"
+                ]
+            )  # fmt: skip
+            return delivery.status
+    except Exception as exc:
+        # Visible in the admin while the task retries (SMTP/network errors) or after it gave up.
+        EmailDelivery.objects.filter(pk=delivery.pk, status=Status.SENDING).update(
+            status=Status.FAILED, last_error=repr(exc)[:2000], updated_at=timezone.now()
+        )
+        raise
+
+
+def _order_confirmation_message(*, order_id: int) -> EmailMultiAlternatives | None:
+    order = Order.objects.select_related("user").prefetch_related("lines").get(pk=order_id)
+    if not order.user.email:
+        return None
+    context = {
+        "order": order,
+        "lines": list(order.lines.all()),
+        "customer_name": order.shipping_name or order.user.display_name,
+        "order_url": settings.STOREFRONT_SITE_URL + order.get_absolute_url(),
+    }
+    return _message(
+        key=order_confirmation_key(order_id),
+        subject=f"Your Storefront order {order.number}",
+        to=[order.user.email],
+        template="orders/email/order_confirmation",
+        context=context,
+    )
+
+
+def _low_stock_message(*, order_id: int, product_ids: list[int]) -> EmailMultiAlternatives | None:
+    recipients = staff_alert_recipients()
+    if not recipients or not product_ids:
+        return None
+    order_number = Order.objects.values_list("number", flat=True).get(pk=order_id)
+    products = [
+        {
+            "name": p.name,
+            "sku": p.sku,
+            "stock": p.stock,
+            "admin_url": settings.STOREFRONT_SITE_URL
+            + reverse("admin:catalog_product_change", args=[p.pk]),
+        }
+        for p in Product.objects.filter(id__in=product_ids)
+        .only("id", "name", "sku", "stock")
+        .order_by("name", "id")
+    ]
+    if not products:
+        return None
+    names = ", ".join(p["name"] for p in products[:3]) + ("…" if len(products) > 3 else "")
+    return _message(
+        key=low_stock_key(order_id),
+        subject=f"Low stock after order {order_number}: {names}",
+        to=recipients,
+        template="orders/email/low_stock_alert",
+        context={
+            "order_number": order_number,
+            "products": products,
+            "threshold": settings.STOREFRONT_LOW_STOCK_THRESHOLD,
+        },
+    )
+
+
+def _message(
+    *, key: str, subject: str, to: list[str], template: str, context: dict[str, object]
+) -> EmailMultiAlternatives:
+    host = urlsplit(settings.STOREFRONT_SITE_URL).hostname or "storefront"
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+        # The same Message-ID on every attempt: a copy sent in the at-least-once window is
+        # recognisably the same message.
+        headers={"Message-ID": f"<{key.replace(':', '.')}@{host}>"},
+    )
+    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    return message

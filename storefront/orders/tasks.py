@@ -1,0 +1,55 @@
+"""Order emails, sent by a Celery worker after the checkout commits (see services.place_order).
+
+Each task only calls its service in storefront/orders/notifications.py, which makes it
+idempotent: a retry, a redelivery after a worker died, or a duplicate finds the EmailDelivery row
+sent and does nothing. SMTP and network errors (SMTPException is an OSError) retry with
+exponential backoff capped at 10 minutes, below the broker's visibility timeout.
+"""
+
+from __future__ import annotations
+
+from smtplib import SMTPException
+
+from celery import Task, shared_task
+
+from storefront.orders import notifications
+
+# About a day of tries at the 10-minute cap: an SMTP outage delays emails instead of losing them.
+EMAIL_MAX_RETRIES = 150
+
+
+class EmailTask(Task):
+    def retry(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        # Run eagerly (no broker, or the tests) a retry would loop at once, inside the request
+        # that placed the order: fail now instead; the delivery stays "failed" in the admin.
+        if self.request.is_eager and kwargs.get("exc") is not None:
+            raise kwargs["exc"]
+        return super().retry(*args, **kwargs)
+
+
+@shared_task(
+    base=EmailTask,
+    bind=True,
+    name="storefront.orders.tasks.send_order_confirmation",
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=EMAIL_MAX_RETRIES,
+)
+def send_order_confirmation(self, order_id: int) -> str:
+    return notifications.send_order_confirmation(order_id=order_id)
+
+
+@shared_task(
+    base=EmailTask,
+    bind=True,
+    name="storefront.orders.tasks.send_low_stock_alert",
+    autoretry_for=(SMTPException, OSError),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=EMAIL_MAX_RETRIES,
+)
+def send_low_stock_alert(self, order_id: int, product_ids: list[int]) -> str:
+    return notifications.send_low_stock_alert(order_id=order_id, product_ids=product_ids)
