@@ -42,8 +42,16 @@ def _env_bool(name: str, default: bool) -> bool:
 
 # --- Server socket -------------------------------------------------------------------------
 
-# Loopback only until nginx sits in front; "unix:/path" binds a unix socket instead.
-bind = [_env_str("GUNICORN_BIND", "127.0.0.1:8000")]
+# A unix socket behind nginx by default (no TCP port to expose or firewall, and a little
+# faster than loopback TCP); "host:port" binds TCP instead (containers: 0.0.0.0:8000).
+# Under systemd socket activation the socket handed over (LISTEN_FDS) replaces this.
+_var_dir = os.environ.get("STOREFRONT_VAR_DIR") or os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var"
+)
+bind = [_env_str("GUNICORN_BIND", f"unix:{_var_dir}/run/gunicorn.sock")]
+for _address in bind:
+    if _address.startswith("unix:"):
+        os.makedirs(os.path.dirname(_address[len("unix:") :]), exist_ok=True)
 # Connections the kernel queues while every worker is busy (gunicorn's own default).
 backlog = _env_int("GUNICORN_BACKLOG", 2048)
 
@@ -59,8 +67,10 @@ threads = _env_int("GUNICORN_THREADS", 1)
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 # Seconds in-flight requests get to finish on reload or shutdown before workers are killed.
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
-# Seconds an idle keep-alive connection is held open; covers a proxy's reused connections.
-keepalive = _env_int("GUNICORN_KEEPALIVE", 5)
+# Seconds an idle keep-alive connection is held open (gthread/gevent; sync workers close
+# after each response). Longer than nginx's upstream keepalive_timeout (60 s), so gunicorn
+# never closes a connection at the moment nginx reuses it (which would turn into a 502).
+keepalive = _env_int("GUNICORN_KEEPALIVE", 75)
 # Recycle each worker after this many requests so slow leaks never grow without bound.
 max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
 # Random extra requests per worker so the workers do not all restart at the same moment.
