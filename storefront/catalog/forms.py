@@ -3,8 +3,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.core.validators import FileExtensionValidator
 
+from storefront.catalog import imports
+from storefront.catalog.models import ProductImport
 from storefront.catalog.selectors import SORT_LABELS
+from storefront.catalog.validators import validate_upload_size
 
 MAX_PRICE = Decimal("99999999.99")
 
@@ -28,3 +32,38 @@ class ProductFilterForm(forms.Form):
         if low is not None and high is not None and low > high:
             raise forms.ValidationError("The minimum price must not be above the maximum price.")
         return data
+
+
+def _checked_csv(upload):
+    """The obvious problems of an import file, found before it is queued."""
+    try:
+        imports.check_upload(upload)
+    except imports.ImportFileError as exc:
+        raise forms.ValidationError(str(exc), code="bad_csv") from None
+    return upload
+
+
+class ProductImportForm(forms.Form):
+    """The staff import page's upload."""
+
+    file = forms.FileField(
+        label="CSV file",
+        validators=[FileExtensionValidator(allowed_extensions=["csv"]), validate_upload_size],
+        help_text="Header row: sku,name,category,price,stock (optional: description,is_active); "
+        "category is a category slug.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+    def clean_file(self):
+        return _checked_csv(self.cleaned_data["file"])
+
+
+class ProductImportAdminForm(forms.ModelForm):
+    """The admin's "add" form: the upload only (the model field validates extension and size)."""
+
+    class Meta:
+        model = ProductImport
+        fields = ["file"]
+
+    def clean_file(self):
+        return _checked_csv(self.cleaned_data["file"])

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
+from django.core.files.storage import FileSystemStorage
+from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -110,3 +113,103 @@ class Product(models.Model):
     def stock_is_low(self) -> bool:
         """Shown as "Only N left" (the checkout invalidates cached listings on this range)."""
         return 0 < self.stock <= settings.STOREFRONT_LOW_STOCK_THRESHOLD
+
+
+class PrivateImportStorage(FileSystemStorage):
+    """Uploaded CSV files under PRIVATE_MEDIA_ROOT/imports, which nginx never serves. The
+    location is read from settings on each use, so tests (and the worker) can move it."""
+
+    @property
+    def base_location(self) -> str:
+        return os.path.join(settings.PRIVATE_MEDIA_ROOT, "imports")
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+    @property
+    def base_url(self) -> None:
+        return None
+
+
+_private_import_storage = PrivateImportStorage()
+
+
+def private_import_storage() -> PrivateImportStorage:
+    # A callable, so the migration records this function rather than a machine-specific path.
+    return _private_import_storage
+
+
+class ProductImport(models.Model):
+    """One product CSV uploaded by staff and imported in batches by a Celery task."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    FINISHED = (Status.DONE, Status.FAILED)
+
+    file = models.FileField(
+        upload_to="%Y/%m/",
+        storage=private_import_storage,
+        max_length=255,
+        validators=[FileExtensionValidator(allowed_extensions=["csv"]), validate_upload_size],
+        help_text="A UTF-8 CSV file with the header sku,name,category,price,stock "
+        "(optional: description,is_active).",
+    )
+    original_name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    # Data rows in the file (known once the task has read it through), and rows handled so far.
+    total_rows = models.PositiveIntegerField(null=True, blank=True)
+    processed_rows = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField("created", default=0)
+    updated_count = models.PositiveIntegerField("updated", default=0)
+    unchanged_count = models.PositiveIntegerField("unchanged", default=0)
+    rejected_count = models.PositiveIntegerField("rejected", default=0)
+    # [{"line": 7, "sku": "AB-1", "reason": "..."}], the first REJECTED_ROWS_KEPT of them.
+    rejected_rows = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="product_imports",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    REJECTED_ROWS_KEPT = 1000
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The import page: the most recent imports first.
+            models.Index(fields=["-created_at"], name="productimport_newest_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Product import #{self.pk} ({self.original_name or self.file.name})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("catalog:product_import_detail", kwargs={"import_id": self.pk})
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def rejected_rows_not_listed(self) -> int:
+        """Rejected rows beyond the ones kept in `rejected_rows`."""
+        return max(0, self.rejected_count - len(self.rejected_rows))
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        if not self.total_rows:
+            return 0
+        return min(100, self.processed_rows * 100 // self.total_rows)
