@@ -31,7 +31,14 @@ from storefront import caching
 CSRF_PLACEHOLDER = "__storefront_csrf_token_placeholder__"
 CACHE_HEADER = "X-Storefront-Cache"
 # Response headers worth keeping with a cached page (cookies and per-response ones are not).
-KEPT_HEADERS = ("Content-Type", "Content-Language", "X-Frame-Options", "Referrer-Policy")
+KEPT_HEADERS = (
+    "Content-Type",
+    "Content-Language",
+    "Cache-Control",
+    "Expires",
+    "X-Frame-Options",
+    "Referrer-Policy",
+)
 _PLACEHOLDER_FLAG = "_storefront_csrf_placeholder"
 
 View = Callable[..., HttpResponse]
@@ -54,13 +61,14 @@ def is_cacheable_request(request: HttpRequest) -> bool:
     )
 
 
-def _is_storable(response: HttpResponse) -> bool:
+def _is_storable(response: HttpResponse, *, honor_cache_control: bool) -> bool:
+    cache_control = response.get("Cache-Control", "") if honor_cache_control else ""
     return (
         response.status_code == 200
         and not response.streaming
         and not response.cookies
-        and "private" not in response.get("Cache-Control", "")
-        and "no-store" not in response.get("Cache-Control", "")
+        and "private" not in cache_control
+        and "no-store" not in cache_control
     )
 
 
@@ -89,12 +97,16 @@ def cache_anonymous_page(
     *,
     timeout: Callable[[], int],
     scopes: Scopes | None = None,
+    honor_cache_control: bool = True,
 ) -> Callable[[View], View]:
     """Cache the view's page for anonymous visitors under `namespace`.
 
     `timeout` returns the TTL in seconds (read at request time, so settings overrides apply);
     `scopes(request, *args, **kwargs)` names the scoped version counters the page depends on
-    (e.g. ``product:<slug>``), see storefront/caching.py.
+    (e.g. ``product:<slug>``), see storefront/caching.py. Pages marked private/no-store are not
+    stored unless `honor_cache_control` is False: for a view whose no-store is meant for
+    browsers only (the login page's, because of its CSRF token, which this cache personalises).
+    The stored Cache-Control header is served with every hit, so browsers still never store it.
     """
 
     def decorator(view: View) -> View:
@@ -123,7 +135,7 @@ def cache_anonymous_page(
                         response.render()  # a TemplateResponse (class-based views)
                 finally:
                     setattr(request, _PLACEHOLDER_FLAG, False)
-                if _is_storable(response):
+                if _is_storable(response, honor_cache_control=honor_cache_control):
                     caching.store(namespace, key, _freeze(response), timeout())
                     response[CACHE_HEADER] = "MISS"
                 else:

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 API_PATHS = {
     "/api/auth/token/": {"post"},
     "/api/products/": {"get"},
-    "/api/products/{slug}/": {"get"},
+    "/api/products/{slug}/": {"get", "patch"},
     "/api/orders/": {"get", "post"},
     "/api/orders/{number}/": {"get"},
 }

@@ -10,9 +10,13 @@ urlpatterns = [
     # The anonymous login page is cached; each client still gets its own CSRF token.
     path(
         "login/",
-        cache_anonymous_page("accounts", timeout=lambda: settings.STOREFRONT_CACHE_TTL_LOGIN)(
-            views.LoginPage.as_view()
-        ),
+        cache_anonymous_page(
+            "accounts",
+            timeout=lambda: settings.STOREFRONT_CACHE_TTL_LOGIN,
+            # LoginView sends no-store for browsers (its CSRF token); this cache personalises
+            # the token per response, and every hit still carries the no-store header.
+            honor_cache_control=False,
+        )(views.LoginPage.as_view()),
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

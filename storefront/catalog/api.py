@@ -1,20 +1,23 @@
-"""Catalog API: the product listing (filters, sorts, cursor pages) and product detail."""
+"""Catalog API: the product listing (filters, sorts, cursor pages), product detail, and
+product updates by staff."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
+from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from storefront.api import ErrorSerializer, KeysetCursorPagination, paginated_response
-from storefront.catalog import selectors
+from storefront.catalog import selectors, services
 from storefront.catalog.forms import MAX_PRICE
-from storefront.catalog.models import Product
+from storefront.catalog.models import Category, Product
 
 VALIDATION_ERROR = OpenApiResponse(
     OpenApiTypes.OBJECT, description="Invalid input: each field name maps to its messages."
@@ -138,6 +141,25 @@ class ProductDetailApi(APIView):
         class Meta:
             ref_name = "ProductDetail"
 
+    class UpdateSerializer(serializers.Serializer):
+        name = serializers.CharField(required=False, max_length=200)
+        description = serializers.CharField(required=False, allow_blank=True)
+        price = serializers.DecimalField(
+            required=False, max_digits=10, decimal_places=2, min_value=0, max_value=MAX_PRICE
+        )
+        stock = serializers.IntegerField(required=False, min_value=0, max_value=2_000_000_000)
+        is_active = serializers.BooleanField(required=False)
+        category = serializers.SlugRelatedField(
+            required=False, slug_field="slug", queryset=Category.objects.all()
+        )
+
+        class Meta:
+            ref_name = "ProductUpdate"
+
+    def get_permissions(self) -> list[BasePermission]:
+        # Anyone reads; only staff change products.
+        return [IsAdminUser()] if self.request.method == "PATCH" else [AllowAny()]
+
     @extend_schema(
         operation_id="products_retrieve",
         summary="One active product",
@@ -149,4 +171,27 @@ class ProductDetailApi(APIView):
             product = selectors.product_detail(slug=slug)
         except Product.DoesNotExist:
             raise exceptions.NotFound("No product with that slug.") from None
+        return Response(self.OutputSerializer(product, context={"request": request}).data)
+
+    @extend_schema(
+        operation_id="products_partial_update",
+        summary="Change a product (staff only)",
+        parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH)],
+        request=UpdateSerializer,
+        responses={200: OutputSerializer, 400: VALIDATION_ERROR, 404: NOT_FOUND},
+    )
+    def patch(self, request: Request, slug: str) -> Response:
+        product = Product.objects.select_related("category").filter(slug=slug).first()
+        if product is None:
+            raise exceptions.NotFound("No product with that slug.")
+        serializer = self.UpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        if not serializer.validated_data:
+            raise exceptions.ValidationError(
+                {"detail": [f"Send at least one of: {', '.join(services.UPDATABLE_FIELDS)}."]}
+            )
+        try:
+            product = services.update_product(product=product, **serializer.validated_data)
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError(exc.message_dict) from None
         return Response(self.OutputSerializer(product, context={"request": request}).data)
