@@ -118,9 +118,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Cache: Redis when REDIS_URL is set, otherwise a file cache shared by every worker process.
-# Redis errors are swallowed and logged (django-redis IGNORE_EXCEPTIONS) for every alias: a Redis
-# outage makes pages slower (every lookup misses), never broken. Short socket timeouts bound the
-# wait when Redis hangs instead of refusing connections.
+# Redis errors are swallowed and logged (django-redis IGNORE_EXCEPTIONS) for every alias (except
+# a cache-only session store, see Sessions): a Redis outage makes pages slower (every lookup
+# misses), never broken. Short socket timeouts bound the wait when Redis hangs instead of
+# refusing connections.
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)  # seconds, connect and read
 # memcached://host:port (comma separated for a pool): enables the "memcached" cache alias.
@@ -209,6 +210,15 @@ if STOREFRONT_SESSION_STORE not in _SESSION_ENGINES:
 if STOREFRONT_SESSION_STORE == "memcached" and not MEMCACHED_URL:
     raise environ.ImproperlyConfigured("STOREFRONT_SESSION_STORE=memcached needs MEMCACHED_URL")
 SESSION_ENGINE, SESSION_CACHE_ALIAS = _SESSION_ENGINES[STOREFRONT_SESSION_STORE]
+# A cache-only store must raise its errors, not swallow them: Django's cache session backend
+# reads a silently failed write as a key collision and retries 10,000 times before its 500
+# (seconds against a stopped server, hours against a hung one, every worker stuck meanwhile).
+# Raising fails login and cart changes at once during an outage; reading a session still
+# tolerates one (a read error is "no session": the visitor is anonymous, logout still works).
+if STOREFRONT_SESSION_STORE == "cache" and REDIS_URL:
+    CACHES["sessions"]["OPTIONS"]["IGNORE_EXCEPTIONS"] = False
+elif STOREFRONT_SESSION_STORE == "memcached":
+    CACHES["memcached"]["OPTIONS"]["ignore_exc"] = False
 # Two weeks, renewed on activity only when the session changes (Django's default behaviour).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1209600)
 
