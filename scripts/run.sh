@@ -129,7 +129,15 @@ gunicorn_cmd="exec $(printf '%q' "$VENV/bin/gunicorn") -c deploy/gunicorn.conf.p
       rm -f "${socket#unix:}"
       echo "web$i: GUNICORN_BIND=$(printf '%q' "$socket") $gunicorn_cmd"
     done
-    echo "nginx: exec nginx $(printf '%q ' "${nginx_args[@]}")-g 'daemon off;'"
+    # nginx starts once every gunicorn socket exists: a request sent to a socket that is not
+    # there yet would mark that instance failed (max_fails) for fail_timeout.
+    socket_paths=()
+    for socket in "${sockets[@]}"; do
+      socket_paths+=("${socket#unix:}")
+    done
+    wait_sockets="for s in $(printf '%q ' "${socket_paths[@]}"); do n=0; until [ -S \"\$s\" ]; do"
+    wait_sockets+=" n=\$((n + 1)); [ \$n -le 1200 ] || exit 1; sleep 0.1; done; done"
+    echo "nginx: $wait_sockets; exec nginx $(printf '%q ' "${nginx_args[@]}")-g 'daemon off;'"
   else
     echo "web: $gunicorn_cmd"
   fi
