@@ -43,8 +43,9 @@ def _fresh_cache() -> None:
     Not cache.clear(): on Redis that is FLUSHDB, which would also drop the Celery queue and
     the sessions of a worker test running against the same database.
     """
-    from storefront import caching
+    from storefront import caching, redis_breaker
 
+    redis_breaker.reset_all()  # a previous test may have tripped it on purpose
     caching.clear()
     caching.reset_stats()
 

@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
+from storefront.redis_breaker import BreakerConnection, BreakerUnixConnection
+
 BASE_DIR = Path(__file__).resolve().parent.parent  # the repository root
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -130,6 +132,11 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 DJANGO_REDIS_LOGGER = "storefront.cache"
 
 
+# After a Redis failure, cache connections fail at once for this many seconds (one trial then):
+# a down or hung Redis costs one timeout per period per process (storefront/redis_breaker.py).
+REDIS_BREAKER_COOLDOWN = env.float("REDIS_BREAKER_COOLDOWN", default=5.0)
+
+
 def _redis_cache(key_prefix: str) -> dict:
     return {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -140,6 +147,11 @@ def _redis_cache(key_prefix: str) -> dict:
             "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "IGNORE_EXCEPTIONS": True,
+            "CONNECTION_POOL_KWARGS": {
+                "connection_class": BreakerUnixConnection
+                if REDIS_URL.startswith("unix:")
+                else BreakerConnection
+            },
         },
     }
 

@@ -140,6 +140,9 @@ def store_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any
 def use_store(settings, monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     """Switch this test to the session store the environment selects (caches reset at once)."""
     computed = store_settings(monkeypatch, **env)
+    # The cache circuit breaker (storefront/redis_breaker.py) would keep a restarted server out
+    # for its cool-down; these tests restart servers and expect them back at once.
+    settings.REDIS_BREAKER_COOLDOWN = 0.01
     settings.CACHES = computed["CACHES"]
     settings.SESSION_ENGINE = computed["SESSION_ENGINE"]
     settings.SESSION_CACHE_ALIAS = computed["SESSION_CACHE_ALIAS"]
