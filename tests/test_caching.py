@@ -306,3 +306,19 @@ def test_keys_carry_every_version_they_depend_on() -> None:
     assert caching.make_key("accounts", "page", "/accounts/login/") == before
     with pytest.raises(ValueError, match="unknown cache namespace"):
         caching.make_key("nope", "page")
+
+
+def test_staff_clear_the_catalog_cache_from_the_admin(client: Client) -> None:
+    product = ProductFactory()
+    page(Client(), product.get_absolute_url())
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+
+    response = client.post(
+        "/admin/catalog/product/",
+        {"action": "clear_catalog_cache", "_selected_action": [product.id]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert "The cached catalog pages were cleared." in response.content.decode()
+    assert page(Client(), product.get_absolute_url())[0] == "MISS"

@@ -5,13 +5,24 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 
+from storefront import caching
 from storefront.catalog import imports
 from storefront.catalog.forms import ProductImportAdminForm
 from storefront.catalog.models import Category, Product, ProductImport
 
 
+@admin.action(description="Clear the cached catalog pages (all products and categories)")
+def clear_catalog_cache(
+    modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet
+) -> None:
+    # Manual invalidation for operators: the whole catalog namespace, whatever is selected.
+    caching.clear("catalog")
+    modeladmin.message_user(request, "The cached catalog pages were cleared.")
+
+
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
+    actions = [clear_catalog_cache]
     list_display = ("name", "slug", "parent")
     list_select_related = ("parent",)
     search_fields = ("name", "slug")
@@ -21,6 +32,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
+    actions = [clear_catalog_cache]
     list_display = ("name", "sku", "category", "price", "stock", "is_active", "created_at")
     list_select_related = ("category",)
     list_filter = ("is_active", "category", "created_at")
