@@ -8,6 +8,9 @@ import datetime as dt
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+# The dashboard's sales window: today and the 29 days before.
+WINDOW_DAYS = 30
+
 
 def sales_day(moment: dt.datetime) -> dt.date:
     return timezone.localtime(moment, timezone.get_default_timezone()).date()

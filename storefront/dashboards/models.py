@@ -74,6 +74,63 @@ class ProductDailySales(models.Model):
         return f"{self.day}: {self.quantity} × {self.product_name}"
 
 
+class ProductSales30d(models.Model):
+    """Units, orders and revenue per product (by snapshot, as ProductDailySales) over the
+    dashboard's rolling window: the days from SalesWindow.first_day on.
+
+    The top-products table reads its first rows by the (-quantity, product_name) index instead of
+    grouping a month of ProductDailySales rows on each request. The checkout adds to it (inside
+    its transaction, like the daily tables); the nightly refresh rebuilds it for the new window,
+    so between midnight and that refresh the window holds 31 days (see services).
+    """
+
+    product = models.ForeignKey(
+        "catalog.Product",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="recent_sales",
+        db_index=False,
+    )
+    product_name = models.CharField(max_length=200)
+    product_sku = models.CharField("SKU", max_length=40)
+    quantity = models.PositiveIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        verbose_name = "product sales (rolling 30 days)"
+        verbose_name_plural = "product sales (rolling 30 days)"
+        constraints = [
+            # The checkout's upsert target.
+            models.UniqueConstraint(
+                fields=["product", "product_name", "product_sku"],
+                name="productsales30d_product_uniq",
+            ),
+        ]
+        indexes = [
+            # The dashboard's "top 10 by units": the first rows of this index, no sort.
+            models.Index(fields=["-quantity", "product_name"], name="productsales30d_top_idx"),
+            # Deleting a product sets its rows' product to NULL: without this, a full scan.
+            models.Index(fields=["product"], name="productsales30d_product_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × {self.product_name} (30 days)"
+
+
+class SalesWindow(models.Model):
+    """One row (id 1): the first day ProductSales30d counts, moved by each nightly refresh.
+
+    Absent (new database): the window starts 29 days before today."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    first_day = models.DateField()
+
+    def __str__(self) -> str:
+        return f"sales window from {self.first_day}"
+
+
 class PrivateExportStorage(FileSystemStorage):
     """Files under PRIVATE_MEDIA_ROOT/exports, which nginx never serves (downloads go through a
     staff-only view). The location is read from settings on each use, so tests can move it."""

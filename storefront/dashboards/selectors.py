@@ -11,14 +11,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Avg, Count, DecimalField, QuerySet, Sum, Value
+from django.db.models import Avg, Count, DecimalField, F, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncMonth
 from django.utils import timezone
 
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
-from storefront.dashboards.days import sales_today
-from storefront.dashboards.models import DailySales, OrderExport, ProductDailySales
+from storefront.dashboards.days import WINDOW_DAYS, sales_today
+from storefront.dashboards.models import (
+    DailySales,
+    OrderExport,
+    ProductDailySales,
+    ProductSales30d,
+)
 from storefront.orders.models import Order
 from storefront.orders.selectors import ORDER_LIST_FIELDS
 
@@ -129,7 +134,23 @@ def revenue_per_day(*, days: int = 30) -> list[DayRevenue]:
 
 def top_products(*, days: int = 30, limit: int = 10) -> list[dict]:
     """Best sellers by units over the last `days` days, today included (by snapshot, so deleted
-    products count). From the ProductDailySales table, never the order lines."""
+    products count), never from the order lines.
+
+    30 days: the first rows of ProductSales30d by its units index (between midnight and the
+    nightly refresh its window holds 31 days: see services). Other windows group
+    ProductDailySales rows.
+    """
+    if days == WINDOW_DAYS:
+        return list(
+            ProductSales30d.objects.values(
+                "product_id",
+                "product_name",
+                "product_sku",
+                "product__slug",
+                "orders",
+                units=F("quantity"),
+            ).order_by("-quantity", "product_name")[:limit]
+        )
     first = sales_today() - dt.timedelta(days=days - 1)
     return list(
         ProductDailySales.objects.filter(day__gte=first)
