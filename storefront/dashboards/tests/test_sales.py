@@ -2,6 +2,7 @@
 reconciled by the refresh; the dashboard's figures equal a recomputation from the orders."""
 
 import datetime as dt
+import threading
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -9,11 +10,17 @@ from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
-from storefront.dashboards import selectors
+from storefront.dashboards import selectors, services
 from storefront.dashboards.days import sales_day, sales_today
-from storefront.dashboards.models import DailySales, ProductDailySales
+from storefront.dashboards.models import (
+    DailySales,
+    ProductDailySales,
+    ProductSales30d,
+    SalesWindow,
+)
 from storefront.dashboards.services import refresh_daily_sales
 from storefront.dashboards.tasks import refresh_daily_sales as refresh_task
 from storefront.orders import seeding
@@ -33,16 +40,23 @@ def place(user, *items: tuple, days_ago: int = 0) -> Order:
         )
 
 
-def table_contents() -> tuple[list, list]:
+def table_contents() -> tuple[list, list, list]:
     daily = list(
         DailySales.objects.order_by("day").values_list("day", "orders", "items", "revenue")
     )
     products = sorted(
         ProductDailySales.objects.values_list(
             "day", "product_id", "product_name", "product_sku", "quantity", "orders", "revenue"
-        )
+        ),
+        key=str,
     )
-    return daily, products
+    recent = sorted(
+        ProductSales30d.objects.values_list(
+            "product_id", "product_name", "product_sku", "quantity", "orders", "revenue"
+        ),
+        key=str,
+    )
+    return daily, products, recent
 
 
 def recomputed_from_orders(days: int = 30) -> tuple[list, list]:
@@ -135,10 +149,15 @@ def test_dashboard_figures_equal_a_full_recomputation(django_capture_on_commit_c
     kept_current = table_contents()
     assert dashboard_figures() == recomputed_from_orders()
     assert sum(r[1] for r in dashboard_figures()[0]) > 0
+    # The rolling table holds the last 30 days only (the orders of 31 and 40 days ago are out).
+    assert kept_current[2] and all(row[3] > 0 for row in kept_current[2])
 
     refresh_daily_sales()  # the full recomputation writes exactly what was kept current
     assert table_contents() == kept_current
     assert dashboard_figures() == recomputed_from_orders()
+    refresh_daily_sales(days=35)  # so does the nightly one (and nothing to correct: no change)
+    assert table_contents() == kept_current
+    assert SalesWindow.objects.get().first_day == sales_today() - dt.timedelta(days=29)
 
 
 def test_uncancelling_an_order_restores_its_day(django_capture_on_commit_callbacks) -> None:
@@ -180,6 +199,45 @@ def test_refresh_recomputes_only_the_last_days_and_deletes_days_without_orders()
     call_command("refresh_sales", "--all", verbosity=0)
     assert DailySales.objects.get(day=old_day).revenue == Decimal("10.00")
     assert ProductDailySales.objects.get(day=old_day).quantity == 2
+
+
+def test_refresh_corrects_only_wrong_rows_and_reports_them() -> None:
+    user = UserFactory()
+    lamp = ProductFactory(price=Decimal("5.00"), stock=100)
+    mug = ProductFactory(price=Decimal("2.00"), stock=100)
+    place(user, (lamp, 1), (mug, 2), days_ago=3)
+    place(user, (lamp, 2))
+    assert refresh_daily_sales(days=35).product_rows == 0  # kept current: nothing to correct
+    correct = table_contents()
+    ProductDailySales.objects.filter(product=mug).update(quantity=77)
+    ProductSales30d.objects.filter(product=lamp).delete()
+    DailySales.objects.filter(day=sales_today()).update(items=0)
+
+    result = refresh_daily_sales(days=35)
+    assert result.product_rows == 1
+    assert 0 < result.locked_seconds < result.seconds
+    assert table_contents() == correct
+
+
+def test_the_rolling_window_drops_the_day_that_left_it_at_the_nightly_refresh() -> None:
+    user = UserFactory()
+    old, new = ProductFactory(name="Old Lamp", stock=100), ProductFactory(name="New", stock=100)
+    place(user, (old, 5), days_ago=29)
+    place(user, (new, 1))
+    refresh_daily_sales(days=35)
+    assert [r["product_name"] for r in selectors.top_products()] == ["Old Lamp", "New"]
+
+    tomorrow = timezone.now() + dt.timedelta(days=1)
+    with mock.patch("django.utils.timezone.now", return_value=tomorrow):
+        # After midnight, before the nightly refresh: 31 days (documented).
+        assert [r["product_name"] for r in selectors.top_products()] == ["Old Lamp", "New"]
+        result = refresh_daily_sales(days=35)
+        assert result.window_first_day == sales_today() - dt.timedelta(days=29)
+        assert [r["product_name"] for r in selectors.top_products()] == ["New"]
+        assert SalesWindow.objects.get().first_day == result.window_first_day
+        # A checkout back-dated before the window is not counted in the rolling table.
+        place(user, (old, 1), days_ago=31)
+        assert [r["product_name"] for r in selectors.top_products()] == ["New"]
 
 
 def test_refresh_counts_factory_orders_and_deleted_products_by_snapshot() -> None:
@@ -253,3 +311,76 @@ def test_the_refresh_task_run_by_a_worker_fixes_a_corrupted_row(celery_worker) -
     row = DailySales.objects.get(day=day)
     assert (row.orders, row.items, row.revenue) == (1, 2, Decimal("12.00"))
     assert "storefront.dashboards.tasks.refresh_daily_sales" in celery_worker.log()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_checkouts_complete_while_a_refresh_aggregates_and_nothing_is_lost_or_doubled(
+    require_postgres,
+) -> None:
+    """A refresh paused after computing its differences (holding only the recomputations'
+    lock) does not stop checkouts: they all complete meanwhile, and after its apply step the
+    tables equal a full recomputation (their orders counted once, its corrections applied)."""
+    users = UserFactory.create_batch(4)
+    products = ProductFactory.create_batch(5, price=Decimal("3.50"), stock=1000)
+    for i in range(12):
+        place(users[i % 4], (products[i % 5], 1 + i % 3), days_ago=i % 4)
+    # Wrong rows for the refresh to correct: a day's revenue, a ghost row, a missing row.
+    DailySales.objects.filter(day=sales_today() - dt.timedelta(days=1)).update(revenue=999)
+    ProductDailySales.objects.create(
+        day=sales_today(), product=products[0], product_name="ghost", product_sku="G", quantity=4
+    )
+    ProductSales30d.objects.filter(product=products[1]).delete()
+
+    differences_ready, checkouts_done = threading.Event(), threading.Event()
+    real_lock = services._sales_lock
+    errors: list[BaseException] = []
+    refreshes: list[services.SalesRefresh] = []
+
+    def lock_after_the_checkouts(*, exclusive: bool) -> None:
+        if exclusive and threading.current_thread().name == "refresh":
+            differences_ready.set()
+            assert checkouts_done.wait(timeout=30), "checkouts blocked by the refresh"
+        real_lock(exclusive=exclusive)
+
+    def refresh() -> None:
+        try:
+            refreshes.append(refresh_daily_sales(days=35))
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    placed: list[Order] = []
+
+    def checkout(user, product) -> None:
+        try:
+            for round_number in (1, 2, 3):
+                placed.append(
+                    place_order(user=user, items=[OrderItem(product_id=product.id, quantity=2)])
+                )
+                if round_number == 1:  # the others commit between the snapshot and the apply
+                    differences_ready.wait(timeout=30)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    with mock.patch.object(services, "_sales_lock", lock_after_the_checkouts):
+        refresher = threading.Thread(target=refresh, name="refresh")
+        buyers = [threading.Thread(target=checkout, args=(users[i], products[i])) for i in range(4)]
+        refresher.start()
+        for thread in buyers:
+            thread.start()
+        for thread in buyers:
+            thread.join(timeout=60)
+        checkouts_done.set()
+        refresher.join(timeout=60)
+
+    assert errors == []
+    assert len(placed) == 12 and len(refreshes) == 1
+    assert refreshes[0].product_rows >= 1
+    after_refresh = table_contents()
+    assert dashboard_figures() == recomputed_from_orders()
+    refresh_daily_sales(days=None)  # a full recomputation changes nothing
+    assert table_contents() == after_refresh
+    assert not ProductDailySales.objects.filter(product_name="ghost").exists()
