@@ -34,6 +34,7 @@ def require_postgres() -> None:
 @pytest.fixture(autouse=True)
 def _isolated_media(settings, tmp_path) -> None:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
 
 
 @pytest.fixture(autouse=True)

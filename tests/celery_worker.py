@@ -108,6 +108,7 @@ def running_worker(
             "CELERY_TASK_ALWAYS_EAGER": "0",
             "EMAIL_URL": email_url,
             "MEDIA_ROOT": str(media_root or settings.MEDIA_ROOT),
+            "PRIVATE_MEDIA_ROOT": str(settings.PRIVATE_MEDIA_ROOT),
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }

@@ -6,7 +6,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, Stream
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from storefront.dashboards import selectors, services
+from storefront.dashboards import cached, selectors, services
 from storefront.dashboards.forms import ExportFilterForm
 from storefront.dashboards.models import OrderExport
 from storefront.dashboards.order_csv import order_csv_lines
@@ -16,17 +16,17 @@ from storefront.orders.selectors import order_export_rows
 
 @login_required
 def customer_dashboard_page(request: HttpRequest) -> HttpResponse:
-    spending = selectors.customer_spending_by_month(user=request.user)
+    figures = cached.customer_dashboard(user=request.user)
     return render(
         request,
         "dashboards/customer.html",
         {
-            "totals": selectors.customer_totals(user=request.user),
-            "recent_orders": selectors.customer_recent_orders(user=request.user),
-            "spending": spending,
+            "totals": figures.totals,
+            "recent_orders": figures.recent_orders,
+            "spending": figures.spending,
             "spending_chart": {
-                "labels": [m.strftime("%b %Y") for m, _ in spending],
-                "values": [str(v) for _, v in spending],
+                "labels": [m.strftime("%b %Y") for m, _ in figures.spending],
+                "values": [str(v) for _, v in figures.spending],
                 "label": "Spent per month",
             },
         },
@@ -35,24 +35,7 @@ def customer_dashboard_page(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def staff_dashboard_page(request: HttpRequest) -> HttpResponse:
-    revenue = selectors.revenue_per_day(days=30)
-    return render(
-        request,
-        "dashboards/staff.html",
-        {
-            "revenue": revenue,
-            "revenue_total": sum(r.revenue for r in revenue),
-            "orders_total": sum(r.orders for r in revenue),
-            "revenue_chart": {
-                "labels": [r.day.strftime("%b %d") for r in revenue],
-                "values": [str(r.revenue) for r in revenue],
-                "label": "Revenue per day",
-            },
-            "top_products": selectors.top_products(days=30),
-            "low_stock": selectors.low_stock_products(),
-            "recent_orders": selectors.recent_orders(),
-        },
-    )
+    return render(request, "dashboards/staff.html", {"parts": cached.staff_dashboard_parts()})
 
 
 @staff_required

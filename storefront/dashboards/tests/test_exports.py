@@ -20,12 +20,9 @@ PAGE = "/staff/orders/exports/"
 
 
 @pytest.fixture
-def private_media(settings, tmp_path, monkeypatch) -> Path:
-    """Exports go to a per-test PRIVATE_MEDIA_ROOT (also for a worker started after this)."""
-    root = tmp_path / "private"
-    settings.PRIVATE_MEDIA_ROOT = root
-    monkeypatch.setenv("PRIVATE_MEDIA_ROOT", str(root))
-    return root
+def private_media(settings) -> Path:
+    """The per-test PRIVATE_MEDIA_ROOT (the root conftest isolates it; a worker gets it too)."""
+    return Path(settings.PRIVATE_MEDIA_ROOT)
 
 
 def some_orders() -> list[Order]:

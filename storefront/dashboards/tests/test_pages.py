@@ -1,14 +1,18 @@
 import datetime as dt
 import json
+import time
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache as django_cache
 from django.test import Client
 from django.utils import timezone
 
-from storefront.dashboards import selectors
+from storefront import caching
+from storefront.dashboards import cached, selectors
 from storefront.dashboards.services import refresh_daily_sales
 from storefront.orders.models import Order
+from storefront.orders.services import OrderItem, place_order
 from tests.factories import ProductFactory, StaffFactory, UserFactory, order_with_lines
 from tests.querycount import queries_for
 
@@ -73,14 +77,15 @@ def test_staff_dashboard_shows_revenue_top_products_low_stock(client: Client) ->
     assert revenue["labels"][-1] == timezone.localdate().strftime("%b %d")
     assert revenue["values"][-1] == "64.00"
     assert revenue["values"][-4] == "36.00"
-    assert response.context["revenue_total"] == Decimal("100.00")
     assert '<span class="stat-value" id="stat-revenue">$100.00</span>' in body
-    assert response.context["orders_total"] == 3
-    top = response.context["top_products"]
-    assert [(row["product_name"], row["units"]) for row in top] == [
+    assert '<span class="stat-value" id="stat-orders">3</span>' in body
+    assert [(row["product_name"], row["units"]) for row in selectors.top_products()] == [
         ("Rare Mug", 10),
         ("Best Lamp", 6),
     ]
+    top = body.split('id="top-products"')[1].split("</table>")[0]
+    assert top.index("Rare Mug") < top.index("Best Lamp")
+    assert '<td class="num">10</td>' in top
     assert "Rare Mug" in body.split('id="low-stock"')[1]
     assert 'id="revenue-chart"' in body
 
@@ -115,11 +120,13 @@ def test_top_products_keep_deleted_products_by_snapshot() -> None:
     ] == [("Gone Soon", 3, None)]
 
 
-# Query budgets (exact, the same for 5 or 40 orders).
+# Query budgets (exact, the same for 5 or 40 orders), cold cache then warm cache.
 # (cached_db sessions: the session comes from the cache, so no session query.)
 CUSTOMER_DASHBOARD_QUERIES = 4  # user, totals, recent orders, spending per month
-# user, revenue per day (DailySales), top products (ProductDailySales), low stock, recent
+CUSTOMER_DASHBOARD_QUERIES_CACHED = 1  # user: the figures come from the cache
+# user, revenue per day (DailySales), top products (ProductSales30d), low stock, recent orders
 STAFF_DASHBOARD_QUERIES = 5
+STAFF_DASHBOARD_QUERIES_CACHED = 1  # user: the four parts come from the cache
 
 
 @pytest.mark.parametrize("size", [5, 40])
@@ -131,5 +138,87 @@ def test_dashboard_query_budgets(client: Client, size: int) -> None:
     refresh_daily_sales()
     client.force_login(user)
     assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES
+    assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES_CACHED
     client.force_login(StaffFactory())
     assert queries_for(client, "/staff/dashboard/") == STAFF_DASHBOARD_QUERIES
+    assert queries_for(client, "/staff/dashboard/") == STAFF_DASHBOARD_QUERIES_CACHED
+    caching.clear()  # cold again
+    assert queries_for(client, "/staff/dashboard/") == STAFF_DASHBOARD_QUERIES
+    client.force_login(user)
+    assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES
+
+
+def stat(body: str, element_id: str) -> str:
+    start = body.index(f'id="{element_id}">') + len(f'id="{element_id}">')
+    return body[start : body.index("<", start)]
+
+
+def test_customer_dashboard_is_cached_per_user_and_fresh_after_an_order(
+    client: Client, django_capture_on_commit_callbacks
+) -> None:
+    ada, bob = UserFactory(), UserFactory()
+    lamp = ProductFactory(price=Decimal("10.00"), stock=50)
+    first = order_with_lines(user=ada, products=[lamp], quantity=2)
+    bob_order = order_with_lines(user=bob, products=[lamp], quantity=5)
+
+    client.force_login(ada)
+    body = client.get("/dashboard/").content.decode()
+    assert stat(body, "stat-spent") == "$20.00" and first.number in body
+    assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES_CACHED
+    assert caching.stats()["dashboards"]["hits"] == 1
+
+    with django_capture_on_commit_callbacks(execute=True):
+        new = place_order(user=ada, items=[OrderItem(product_id=lamp.id, quantity=1)])
+    assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES  # fresh
+    body = client.get("/dashboard/").content.decode()
+    assert stat(body, "stat-orders") == "2" and stat(body, "stat-spent") == "$30.00"
+    assert new.number in body
+
+    # Bob's dashboard is his own, though Ada's figures are cached.
+    client.force_login(bob)
+    body = client.get("/dashboard/").content.decode()
+    assert stat(body, "stat-spent") == "$50.00" and bob_order.number in body
+    assert first.number not in body and new.number not in body
+    body = client.get("/dashboard/").content.decode()  # cached now: still his
+    assert stat(body, "stat-spent") == "$50.00" and first.number not in body
+
+
+def test_staff_dashboard_parts_are_cached_fragments_rotating_with_the_time_bucket(
+    client: Client, settings, monkeypatch
+) -> None:
+    settings.STOREFRONT_CACHE_TTL_STAFF = 60
+    bucket = [1000]
+    monkeypatch.setattr(caching, "time_bucket", lambda seconds, now=None: bucket[0])
+    buyer = UserFactory(username="first-buyer")
+    lamp = ProductFactory(name="Lamp", price=Decimal("10.00"), stock=50)
+    first = order_with_lines(user=buyer, products=[lamp])
+    staff = StaffFactory(username="viewing-staff")
+    client.force_login(staff)
+
+    assert queries_for(client, "/staff/dashboard/") == STAFF_DASHBOARD_QUERIES
+    assert caching.stats()["dashboards"] == {"hits": 0, "misses": 4, "hit_ratio": 0.0}
+    body = client.get("/staff/dashboard/").content.decode()
+    assert caching.stats()["dashboards"]["hits"] == 4
+    assert first.number in body and "csrfmiddlewaretoken" in body  # the page's own form
+    # The parts are shared by every staff member: no CSRF token, nothing about the viewer.
+    for name in cached.STAFF_PARTS:
+        html = django_cache.get(cached.staff_part_key(name))
+        assert html and html in body
+        assert "csrfmiddlewaretoken" not in html and staff.username not in html
+
+    later = order_with_lines(user=UserFactory(), products=[lamp])
+    assert queries_for(client, "/staff/dashboard/") == STAFF_DASHBOARD_QUERIES_CACHED
+    assert later.number not in client.get("/staff/dashboard/").content.decode()  # <= 60 s old
+
+    bucket[0] += 1  # the next time bucket: every part is rendered again
+    assert queries_for(client, "/staff/dashboard/") == STAFF_DASHBOARD_QUERIES
+    assert later.number in client.get("/staff/dashboard/").content.decode()
+
+
+def test_staff_part_keys_rotate_with_a_one_second_bucket(settings) -> None:
+    settings.STOREFRONT_CACHE_TTL_STAFF = 1
+    before = caching.time_bucket(1)
+    key = cached.staff_part_key("revenue")
+    assert key.rsplit(":t", 1)[1] in {str(before), str(before + 1)}
+    time.sleep(1.1)
+    assert cached.staff_part_key("revenue") != key
