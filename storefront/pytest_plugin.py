@@ -7,6 +7,9 @@ root conftest.py would be too late for: this is where the suite selects the test
 import os
 
 os.environ.setdefault("STOREFRONT_ENV", "test")
-# A queue of its own for this test run, so tasks sent by the tests reach only the Celery worker
-# the tests start (tests/celery_worker.py), even when other runs share the Redis broker.
-os.environ.setdefault("CELERY_QUEUE", f"storefront-test-{os.getpid()}")
+# A Celery queue and cache key prefix of this test process's own (set, not defaulted: xdist
+# workers inherit the controller's environment), so tasks sent by the tests reach only the
+# worker the tests start (tests/celery_worker.py, which inherits both), and one run's cache
+# invalidations never touch another run's entries, even when they share Redis.
+os.environ["CELERY_QUEUE"] = f"storefront-test-{os.getpid()}"
+os.environ["STOREFRONT_CACHE_KEY_PREFIX"] = f"sf-test-{os.getpid()}"

@@ -137,7 +137,8 @@ DJANGO_REDIS_LOGGER = "storefront.cache"
 REDIS_BREAKER_COOLDOWN = env.float("REDIS_BREAKER_COOLDOWN", default=5.0)
 
 
-def _redis_cache(key_prefix: str) -> dict:
+def _redis_cache(key_prefix: str, directory: str = "") -> dict:
+    # `directory` is the file cache's (same signature); Redis keeps aliases apart by prefix.
     return {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
@@ -156,21 +157,24 @@ def _redis_cache(key_prefix: str) -> dict:
     }
 
 
-def _file_cache(key_prefix: str) -> dict:
+def _file_cache(key_prefix: str, directory: str) -> dict:
     return {
         "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-        "LOCATION": str(VAR_DIR / "cache" / key_prefix),
+        # File names are hashes of the full key (prefix included): prefixes can share it.
+        "LOCATION": str(VAR_DIR / "cache" / directory),
         "KEY_PREFIX": key_prefix,
         "OPTIONS": {"MAX_ENTRIES": 20000},
     }
 
 
+# Prefix of every cache key (sessions: with "s" appended); lets deployments share one Redis.
+CACHE_KEY_PREFIX = env.str("STOREFRONT_CACHE_KEY_PREFIX", default="sf")
 _shared_cache = _redis_cache if REDIS_URL else _file_cache
 CACHES = {
     # Pages, fragments and query results (storefront/caching.py owns the keys).
-    "default": _shared_cache("sf"),
+    "default": _shared_cache(CACHE_KEY_PREFIX, "data"),
     # Session data (SESSION_CACHE_ALIAS): own prefix, so clearing the data cache logs no one out.
-    "sessions": _shared_cache("sfs"),
+    "sessions": _shared_cache(f"{CACHE_KEY_PREFIX}s", "sessions"),
 }
 if MEMCACHED_URL:
     CACHES["memcached"] = {
@@ -180,7 +184,7 @@ if MEMCACHED_URL:
             for loc in MEMCACHED_URL.split(",")
             if loc.strip()
         ],
-        "KEY_PREFIX": "sf",
+        "KEY_PREFIX": CACHE_KEY_PREFIX,
         "OPTIONS": {
             "connect_timeout": REDIS_SOCKET_TIMEOUT,
             "timeout": REDIS_SOCKET_TIMEOUT,

@@ -129,7 +129,12 @@ def cart_shows(html: str, product: Product, quantity: int) -> bool:
 def store_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     """The CACHES and session settings storefront/settings.py computes for this environment."""
     with monkeypatch.context() as patched:  # the environment is restored right after
-        for name in ("STOREFRONT_SESSION_STORE", "MEMCACHED_URL", "REDIS_SOCKET_TIMEOUT"):
+        for name in (
+            "STOREFRONT_SESSION_STORE",
+            "MEMCACHED_URL",
+            "REDIS_SOCKET_TIMEOUT",
+            "STOREFRONT_CACHE_KEY_PREFIX",  # the deployment default prefixes, sf and sfs
+        ):
             patched.delenv(name, raising=False)  # defaults unless this test sets them
         for name, value in {"STOREFRONT_ENV": "test", **env}.items():
             patched.setenv(name, value)
