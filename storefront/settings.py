@@ -285,6 +285,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "storefront.dashboards.tasks.refresh_daily_sales",
         "schedule": crontab(hour=2, minute=30),
     },
+    "resend-owed-confirmations": {
+        # The checkout's outbox: confirmations whose task was lost are queued again.
+        "task": "storefront.orders.tasks.resend_owed_confirmations",
+        "schedule": crontab(minute="*/10"),
+    },
     "clear-expired-sessions": {
         "task": "storefront.ops.tasks.clear_expired_sessions",
         "schedule": crontab(hour=3, minute=15),

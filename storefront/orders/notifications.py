@@ -9,6 +9,10 @@ id>", "low-stock:<order id>"). Sending it:
 3. in one transaction: lock the row (SELECT ... FOR UPDATE), check again that it is not done
    (a duplicate that waited for the lock stops here), send through SMTP, mark it "sent".
 
+The confirmation's row is created by the checkout itself, in its transaction (an outbox): if
+the task is lost (broker down at commit, a Redis restart dropping the queue), the periodic
+`resend_owed_confirmations` task finds the row still pending and queues the email again.
+
 A worker that dies before or during the SMTP conversation leaves the row "sending" (its lock dies
 with its database connection); Celery redelivers the task (acks_late, reject on worker lost)
 and the next attempt sends it. The remaining at-least-once window: the SMTP server accepted the
@@ -22,13 +26,14 @@ deduplicate on it show one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -46,6 +51,36 @@ def order_confirmation_key(order_id: int) -> str:
 
 def low_stock_key(order_id: int) -> str:
     return f"low-stock:{order_id}"
+
+
+def record_pending_confirmation(*, order: Order) -> None:
+    """The outbox row of an order's confirmation, written in the checkout's transaction."""
+    EmailDelivery.objects.create(
+        idempotency_key=order_confirmation_key(order.id),
+        kind=Kind.ORDER_CONFIRMATION,
+        order=order,
+    )
+
+
+def confirmations_to_resend(*, older_than: timedelta, stuck_after: timedelta) -> list[int]:
+    """Order ids whose confirmation is still owed: pending or failed for `older_than` (the
+    queued task was lost, e.g. the broker was down at commit, or it gave up retrying), or
+    "sending" for `stuck_after` (its worker died and the broker lost the redelivery).
+    Only orders placed in the last two days: older ones are left to a person (admin)."""
+    now = timezone.now()
+    owed = Q(status__in=[Status.PENDING, Status.FAILED], updated_at__lt=now - older_than) | Q(
+        status=Status.SENDING, updated_at__lt=now - stuck_after
+    )
+    return list(
+        EmailDelivery.objects.filter(
+            owed,
+            kind=Kind.ORDER_CONFIRMATION,
+            created_at__gte=now - timedelta(days=2),
+            order__isnull=False,
+        )
+        .order_by("created_at")
+        .values_list("order_id", flat=True)[:1000]
+    )
 
 
 def send_order_confirmation(*, order_id: int) -> str:

@@ -15,7 +15,7 @@ from storefront import caching
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
 from storefront.dashboards.services import record_order as record_sales
-from storefront.orders import tasks
+from storefront.orders import notifications, tasks
 from storefront.orders.models import Order, OrderLine
 
 # Unambiguous characters (no 0/O, 1/I/L) for order numbers read over the phone.
@@ -149,8 +149,10 @@ def _send_order_emails_after_commit(
         for pid, qty in sold.items()
         if products[pid].stock > threshold >= products[pid].stock - qty
     )
-    # robust: a broker failure after the commit must not turn a placed order into an error
-    # (the email is then lost and logged; the order page still shows the order).
+    # Outbox row in the checkout's transaction: if the broker is down at commit time, the
+    # periodic resend task finds it pending and queues the email again.
+    notifications.record_pending_confirmation(order=order)
+    # robust: a broker failure after the commit must not turn a placed order into an error.
     transaction.on_commit(lambda: tasks.send_order_confirmation.delay(order.id), robust=True)
     if crossed:
         transaction.on_commit(

@@ -8,9 +8,11 @@ exponential backoff capped at 10 minutes, below the broker's visibility timeout.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from smtplib import SMTPException
 
 from celery import Task, shared_task
+from django.conf import settings
 
 from storefront.orders import notifications
 
@@ -53,3 +55,18 @@ def send_order_confirmation(self, order_id: int) -> str:
 )
 def send_low_stock_alert(self, order_id: int, product_ids: list[int]) -> str:
     return notifications.send_low_stock_alert(order_id=order_id, product_ids=product_ids)
+
+
+@shared_task(name="storefront.orders.tasks.resend_owed_confirmations")
+def resend_owed_confirmations() -> int:
+    """Queue again the confirmations still owed (see notifications.confirmations_to_resend);
+    idempotent, since sending is. Run by beat every 10 minutes. Returns how many were queued."""
+    order_ids = notifications.confirmations_to_resend(
+        older_than=timedelta(minutes=10),
+        stuck_after=timedelta(
+            seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + 600
+        ),
+    )
+    for order_id in order_ids:
+        send_order_confirmation.delay(order_id)
+    return len(order_ids)

@@ -318,3 +318,76 @@ def test_a_pool_process_killed_mid_send_is_requeued_at_once(
     assert len(smtp_sink.received()) == 1
     assert delivery.attempts >= 2 and smtp_sink.dropped >= 1
     assert "WorkerLostError" in celery_worker.log(20000)
+
+
+# The outbox: the checkout writes the confirmation's row; a lost task is queued again.
+
+
+@pytest.mark.django_db
+def test_a_confirmation_lost_at_commit_is_sent_by_the_resend_task(
+    smtp_sink: SmtpSink, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from kombu.exceptions import OperationalError
+
+    from storefront.orders import tasks
+
+    user = UserFactory(email="grace@example.com")
+    lamp = ProductFactory(stock=50)
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(tasks.send_order_confirmation, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        order = place_order(user=user, items=[OrderItem(lamp.id, 1)])
+    monkeypatch.undo()
+
+    # The order stands, the email is owed.
+    delivery = EmailDelivery.objects.get(idempotency_key=order_confirmation_key(order.id))
+    assert delivery.status == "pending" and smtp_sink.received() == []
+    # Too recent: a task may still be on its way.
+    assert tasks.resend_owed_confirmations.delay().get() == 0
+
+    EmailDelivery.objects.filter(pk=delivery.pk).update(
+        updated_at=timezone.now() - timedelta(minutes=11)
+    )
+    assert tasks.resend_owed_confirmations.delay().get() == 1
+    [message] = smtp_sink.received()
+    assert message["To"] == "grace@example.com"
+    delivery.refresh_from_db()
+    assert delivery.status == "sent"
+    # Nothing is owed any more: a second sweep sends nothing.
+    assert tasks.resend_owed_confirmations.delay().get() == 0
+    assert len(smtp_sink.received()) == 1
+
+
+@pytest.mark.django_db
+def test_the_resend_task_leaves_sent_recent_and_old_deliveries_alone(smtp_sink: SmtpSink) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from storefront.orders import tasks
+    from tests.factories import OrderFactory
+
+    now = timezone.now()
+    sent, old = OrderFactory(), OrderFactory()
+    EmailDelivery.objects.create(
+        idempotency_key=order_confirmation_key(sent.id), kind="order_confirmation", order=sent,
+        status="sent",
+    )  # fmt: skip
+    stale = EmailDelivery.objects.create(
+        idempotency_key=order_confirmation_key(old.id), kind="order_confirmation", order=old
+    )
+    EmailDelivery.objects.filter(pk=stale.pk).update(
+        created_at=now - timedelta(days=3), updated_at=now - timedelta(days=3)
+    )
+    EmailDelivery.objects.update(updated_at=now - timedelta(hours=1))
+    # Seeded or historical orders without an outbox row are never emailed either.
+    OrderFactory()
+
+    assert tasks.resend_owed_confirmations.delay().get() == 0
+    assert smtp_sink.received() == []
