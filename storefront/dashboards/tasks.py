@@ -11,7 +11,12 @@ from storefront.dashboards import services
 def refresh_daily_sales(days: int | None = services.DEFAULT_REFRESH_DAYS) -> dict:
     """Reconcile the sales tables with the orders (nightly, by celery beat); None: every day."""
     result = services.refresh_daily_sales(days=days)
-    return {"days": result.days, "product_rows": result.product_rows, "seconds": result.seconds}
+    return {
+        "days": result.days,
+        "product_rows": result.product_rows,
+        "seconds": result.seconds,
+        "locked_seconds": result.locked_seconds,
+    }
 
 
 @shared_task(name="storefront.dashboards.tasks.export_orders")
