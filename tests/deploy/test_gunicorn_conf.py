@@ -10,27 +10,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _config(tmp_path: Path, **env: str) -> dict[str, str]:
-    """What gunicorn resolves from the config file (gunicorn --print-config)."""
+def _print_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """gunicorn --print-config with this checkout's config and only the given GUNICORN_*."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
     clean.update(STOREFRONT_VAR_DIR=str(tmp_path / "var"), **env)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--print-config",
-            "storefront.wsgi",
-        ],
-        cwd=REPO,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--print-config",
+         "storefront.wsgi"],
+        cwd=REPO, env=clean, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def _config(tmp_path: Path, **env: str) -> dict[str, str]:
+    """What gunicorn resolves from the config file, setting by setting."""
+    result = _print_config(tmp_path, **env)
     assert result.returncode == 0, result.stderr
     values = {}
     for line in result.stdout.splitlines():
@@ -74,24 +67,6 @@ def test_every_value_comes_from_the_environment(tmp_path: Path) -> None:
 
 
 def test_a_bad_value_is_a_clear_error(tmp_path: Path) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
-    clean.update(STOREFRONT_VAR_DIR=str(tmp_path), GUNICORN_WORKERS="many")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--print-config",
-            "storefront.wsgi",
-        ],
-        cwd=REPO,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _print_config(tmp_path, GUNICORN_WORKERS="many")
     assert result.returncode != 0
     assert "GUNICORN_WORKERS must be a whole number, not 'many'" in result.stdout + result.stderr
