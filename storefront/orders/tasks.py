@@ -29,30 +29,24 @@ class EmailTask(Task):
         return super().retry(*args, **kwargs)
 
 
-@shared_task(
-    base=EmailTask,
-    bind=True,
-    name="storefront.orders.tasks.send_order_confirmation",
-    autoretry_for=(SMTPException, OSError),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=EMAIL_MAX_RETRIES,
-)
+# What every email task shares: SMTP/network errors retry with jittered exponential backoff.
+EMAIL_TASK_OPTIONS = {
+    "base": EmailTask,
+    "bind": True,
+    "autoretry_for": (SMTPException, OSError),
+    "retry_backoff": True,
+    "retry_backoff_max": 600,
+    "retry_jitter": True,
+    "max_retries": EMAIL_MAX_RETRIES,
+}
+
+
+@shared_task(name="storefront.orders.tasks.send_order_confirmation", **EMAIL_TASK_OPTIONS)
 def send_order_confirmation(self, order_id: int) -> str:
     return notifications.send_order_confirmation(order_id=order_id)
 
 
-@shared_task(
-    base=EmailTask,
-    bind=True,
-    name="storefront.orders.tasks.send_low_stock_alert",
-    autoretry_for=(SMTPException, OSError),
-    retry_backoff=True,
-    retry_backoff_max=600,
-    retry_jitter=True,
-    max_retries=EMAIL_MAX_RETRIES,
-)
+@shared_task(name="storefront.orders.tasks.send_low_stock_alert", **EMAIL_TASK_OPTIONS)
 def send_low_stock_alert(self, order_id: int, product_ids: list[int]) -> str:
     return notifications.send_low_stock_alert(order_id=order_id, product_ids=product_ids)
 
