@@ -1,7 +1,7 @@
 """Reads for the customer and staff dashboards: each is one query, whatever the data size.
 
 The staff figures (revenue, orders, top products) come from the denormalized sales tables
-(models.DailySales, models.ProductDailySales), so no request aggregates the orders table.
+(models.DailySales, models.ProductSales30d), so no request aggregates the orders table.
 """
 
 from __future__ import annotations
