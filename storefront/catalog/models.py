@@ -1,18 +1,17 @@
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector
-from django.core.files.storage import FileSystemStorage
 from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 
 from storefront.catalog.validators import validate_image_extension, validate_upload_size
+from storefront.storage import PrivateStorage
 
 # The expression the GIN index is built on; the search selector must use exactly this one so
 # PostgreSQL can answer the query from the index.
@@ -115,27 +114,10 @@ class Product(models.Model):
         return 0 < self.stock <= settings.STOREFRONT_LOW_STOCK_THRESHOLD
 
 
-class PrivateImportStorage(FileSystemStorage):
-    """Uploaded CSV files under PRIVATE_MEDIA_ROOT/imports, which nginx never serves. The
-    location is read from settings on each use, so tests (and the worker) can move it."""
-
-    @property
-    def base_location(self) -> str:
-        return os.path.join(settings.PRIVATE_MEDIA_ROOT, "imports")
-
-    @property
-    def location(self) -> str:
-        return os.path.abspath(self.base_location)
-
-    @property
-    def base_url(self) -> None:
-        return None
+_private_import_storage = PrivateStorage("imports")
 
 
-_private_import_storage = PrivateImportStorage()
-
-
-def private_import_storage() -> PrivateImportStorage:
+def private_import_storage() -> PrivateStorage:
     # A callable, so the migration records this function rather than a machine-specific path.
     return _private_import_storage
 

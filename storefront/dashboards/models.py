@@ -9,12 +9,12 @@ settings.TIME_ZONE; only orders in Order.REVENUE_STATUSES count, as everywhere e
 
 from __future__ import annotations
 
-import os
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.files.storage import FileSystemStorage
 from django.db import models
+
+from storefront.storage import PrivateStorage
 
 
 class DailySales(models.Model):
@@ -131,27 +131,10 @@ class SalesWindow(models.Model):
         return f"sales window from {self.first_day}"
 
 
-class PrivateExportStorage(FileSystemStorage):
-    """Files under PRIVATE_MEDIA_ROOT/exports, which nginx never serves (downloads go through a
-    staff-only view). The location is read from settings on each use, so tests can move it."""
-
-    @property
-    def base_location(self) -> str:
-        return os.path.join(settings.PRIVATE_MEDIA_ROOT, "exports")
-
-    @property
-    def location(self) -> str:
-        return os.path.abspath(self.base_location)
-
-    @property
-    def base_url(self) -> None:
-        return None
+_private_export_storage = PrivateStorage("exports")
 
 
-_private_export_storage = PrivateExportStorage()
-
-
-def private_export_storage() -> PrivateExportStorage:
+def private_export_storage() -> PrivateStorage:
     # A callable, so migrations record this function rather than a machine-specific path.
     return _private_export_storage
 
