@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import operator
 from base64 import b64decode
-from functools import reduce
 from typing import Any
 from urllib import parse
 
 from django.conf import settings
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import Field, Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import Cursor, CursorPagination
@@ -21,6 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from storefront.pagination import ordering_fields, reverse_ordering, rows_after
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -76,7 +76,7 @@ class KeysetCursorPagination(CursorPagination):
         self, request: Request, queryset: QuerySet, view: APIView | None
     ) -> tuple[str, ...]:
         ordering = tuple(queryset.query.order_by) or tuple(queryset.model._meta.ordering)
-        fields = _ordering_fields(queryset.model, ordering)
+        fields = ordering_fields(queryset.model, ordering)
         if not fields or not (fields[-1].unique or fields[-1].primary_key):
             raise ImproperlyConfigured(
                 f"Keyset pagination needs an ordering ending in a unique column, got {ordering!r}."
@@ -90,15 +90,15 @@ class KeysetCursorPagination(CursorPagination):
         self.page_size = self.get_page_size(request)
         self.base_url = request.build_absolute_uri()
         self.ordering = self.get_ordering(request, queryset, view)
-        self.fields = _ordering_fields(queryset.model, self.ordering)
+        self.fields = ordering_fields(queryset.model, self.ordering)
         self.cursor = self.decode_cursor(request)
         reverse = bool(self.cursor and self.cursor.reverse)
         position = self._decode_position(self.cursor.position) if self.cursor else None
 
-        ordering = _reverse_ordering(self.ordering) if reverse else self.ordering
+        ordering = reverse_ordering(self.ordering) if reverse else self.ordering
         queryset = queryset.order_by(*ordering)
         if position is not None:
-            queryset = queryset.filter(_rows_after(ordering, position))
+            queryset = queryset.filter(rows_after(ordering, position))
         # One row more than the page tells whether another page follows, without a COUNT.
         rows = list(queryset[: self.page_size + 1])
         more = len(rows) > self.page_size
@@ -174,43 +174,6 @@ class KeysetCursorPagination(CursorPagination):
         except (ValueError, RecursionError, DjangoValidationError):
             raise exceptions.NotFound(self.invalid_cursor_message) from None
         return values
-
-
-def _ordering_fields(model: type[Model], ordering: tuple[Any, ...]) -> list[Field]:
-    """The model fields an ordering names; keyset paging only works on plain, non-null columns."""
-    fields = []
-    for name in ordering:
-        if not isinstance(name, str) or "__" in name or name.lstrip("-") in ("", "?"):
-            raise ImproperlyConfigured(f"Keyset pagination cannot order by {name!r}.")
-        attr = name.lstrip("-")
-        try:
-            field = model._meta.get_field("id" if attr == "pk" else attr)
-        except FieldDoesNotExist:
-            raise ImproperlyConfigured(f"Keyset pagination cannot order by {name!r}.") from None
-        if not field.concrete or field.null or field.is_relation:
-            raise ImproperlyConfigured(f"Keyset pagination needs a non-null column, not {name!r}.")
-        fields.append(field)
-    return fields
-
-
-def _reverse_ordering(ordering: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(name[1:] if name.startswith("-") else f"-{name}" for name in ordering)
-
-
-def _rows_after(ordering: tuple[str, ...], values: list[Any]) -> Q:
-    """Rows strictly after `values` in `ordering`: a > x OR (a = x AND b > y) OR ...
-
-    The leading, logically redundant `a >= x` gives the database a range on the ordering's
-    index to scan instead of filtering the whole table.
-    """
-    terms, equal_so_far = [], Q()
-    for name, value in zip(ordering, values, strict=True):
-        attr, after = (name[1:], "lt") if name.startswith("-") else (name, "gt")
-        terms.append(equal_so_far & Q(**{f"{attr}__{after}": value}))
-        equal_so_far &= Q(**{attr: value})
-    first = ordering[0]
-    bound = Q(**{f"{first[1:]}__lte" if first.startswith("-") else f"{first}__gte": values[0]})
-    return bound & reduce(operator.or_, terms)
 
 
 def paginated_response(

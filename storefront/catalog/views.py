@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from storefront import pagination
 from storefront.cache_pages import cache_anonymous_page
 from storefront.catalog import selectors
 from storefront.catalog.forms import ProductFilterForm
@@ -45,28 +45,21 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
         max_price=data.get("max_price"),
         sort=data.get("sort", ""),
     )
-    paginator = Paginator(products, settings.STOREFRONT_PAGE_SIZE)
     try:
-        page = paginator.page(request.GET.get("page", 1))
-    except PageNotAnInteger:
-        return render(
-            request,
-            "catalog/product_list.html",
-            {**context, "page_error": "The page number must be a whole number."},
-            status=400,
+        page = pagination.paginate(
+            products, params=request.GET, per_page=settings.STOREFRONT_PAGE_SIZE
         )
-    except EmptyPage:
-        raise Http404(
-            f"That page does not exist: there are {paginator.num_pages} page(s) of results."
-        ) from None
+    except pagination.BadPageRequest as exc:
+        return render(
+            request, "catalog/product_list.html", {**context, "page_error": str(exc)}, status=400
+        )
+    except pagination.PageNotFound as exc:
+        raise Http404(str(exc)) from None
 
-    query = request.GET.copy()
-    query.pop("page", None)
     context.update(
         page=page,
-        products=page.object_list,
+        products=page.items,
         current_category=current_category,
-        query_string=query.urlencode(),
         search=data.get("q", ""),
     )
     return render(request, "catalog/product_list.html", context)

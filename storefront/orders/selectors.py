@@ -11,9 +11,12 @@ from storefront.accounts.models import User
 from storefront.orders.models import Order, OrderLine
 
 ORDER_LIST_FIELDS = ("id", "number", "status", "total", "item_count", "created_at", "user_id")
+# Orders per history page; pages past the numbered ones are reached by keyset cursors.
+ORDER_HISTORY_PAGE_SIZE = 20
 
 
 def order_history_for(*, user: User) -> QuerySet[Order]:
+    """The user's orders, newest first; ordered by (created_at, id) so it pages by keyset."""
     return Order.objects.filter(user=user).only(*ORDER_LIST_FIELDS).order_by("-created_at", "-id")
 
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from storefront import pagination
 from storefront.catalog.models import Product
 from storefront.catalog.selectors import product_for_cart
 from storefront.orders import selectors, services
@@ -107,14 +107,17 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def order_history_page(request: HttpRequest) -> HttpResponse:
-    paginator = Paginator(selectors.order_history_for(user=request.user), 20)
     try:
-        page = paginator.page(request.GET.get("page", 1))
-    except PageNotAnInteger:
-        return HttpResponse("The page number must be a whole number.", status=400)
-    except EmptyPage:
+        page = pagination.paginate(
+            selectors.order_history_for(user=request.user),
+            params=request.GET,
+            per_page=selectors.ORDER_HISTORY_PAGE_SIZE,
+        )
+    except pagination.BadPageRequest as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    except pagination.PageNotFound:
         raise Http404("That page of your order history does not exist.") from None
-    return render(request, "orders/order_list.html", {"page": page, "orders": page.object_list})
+    return render(request, "orders/order_list.html", {"page": page, "orders": page.items})
 
 
 @login_required

@@ -4,6 +4,7 @@ import pytest
 from django.test import Client
 
 from storefront import caching
+from storefront.pagination import MAX_NUMBERED_PAGES
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.querycount import queries_for
 
@@ -76,12 +77,23 @@ def test_bad_filters_answer_400_with_a_message(client: Client, query: str, messa
     assert message in response.content.decode()
 
 
-@pytest.mark.parametrize("page", ["999", "0", "-1", "99999999999999999999999"])
-def test_out_of_range_pages_are_404_with_a_message(client: Client, page: str) -> None:
+@pytest.mark.parametrize(
+    ("page", "status", "message"),
+    [
+        ("2", 404, "That page does not exist: there are 1 page(s) of results."),
+        ("999", 400, "Page numbers go from 1 to 5; use the “Next” links to go further."),
+        ("0", 400, "Page numbers go from 1 to 5"),
+        ("-1", 400, "Page numbers go from 1 to 5"),
+        ("99999999999999999999999", 400, "Page numbers go from 1 to 5"),
+    ],
+)
+def test_out_of_range_pages_have_a_message(
+    client: Client, page: str, status: int, message: str
+) -> None:
     ProductFactory()
     response = client.get(f"/products/?page={page}")
-    assert response.status_code == 404
-    assert "That page does not exist" in response.content.decode()
+    assert response.status_code == status
+    assert message in response.content.decode()
 
 
 def test_unknown_category_is_404(client: Client) -> None:
@@ -120,8 +132,11 @@ def test_unknown_or_inactive_product_is_404(client: Client, slug: str) -> None:
 
 
 # Query budgets: exact counts, the same whatever the number of products shown.
-# Listing: categories, count, page of products (category joined).
+# Listing, numbered pages: categories, count (bounded: at most 5 pages + 1 rows), page of
+# products (category joined).
 LISTING_QUERIES = 3
+# Listing past the numbered pages (?after= / ?before= cursor): categories, page (no count).
+CURSOR_LISTING_QUERIES = 2
 # Product page: product with category, related products.
 PRODUCT_QUERIES = 2
 # Signed in: + user (cached_db sessions: the session itself comes from the cache).
@@ -152,6 +167,25 @@ def test_listing_query_budget(client: Client, shown: int) -> None:
     assert queries_for(client, "/products/") == LISTING_QUERIES - 1 + SESSION_QUERIES
     caching.clear()
     assert queries_for(client, "/products/") == LISTING_QUERIES + SESSION_QUERIES
+
+
+@pytest.mark.parametrize("shown", [3, 12])
+def test_deep_listing_page_query_budget(client: Client, settings, shown: int) -> None:
+    settings.STOREFRONT_PAGE_SIZE = shown
+    ProductFactory.create_batch(shown * (MAX_NUMBERED_PAGES + 2))
+    last_numbered = client.get(f"/products/?sort=price_asc&page={MAX_NUMBERED_PAGES}")
+    deep = f"/products/{last_numbered.context['page'].next_url}"
+    caching.clear()
+    assert queries_for(client, deep) == CURSOR_LISTING_QUERIES
+    # Further on, by cursor, the same: the category list is cached, then the page itself.
+    caching.clear()
+    response = client.get(deep)
+    assert len(response.context["products"]) == shown
+    deeper = f"/products/{response.context['page'].next_url}"
+    assert queries_for(client, deeper) == CURSOR_LISTING_QUERIES - 1
+    assert queries_for(client, deeper) == 0
+    client.force_login(UserFactory())
+    assert queries_for(client, deeper) == CURSOR_LISTING_QUERIES - 1 + SESSION_QUERIES
 
 
 @pytest.mark.parametrize("related", [1, 20])

@@ -4,8 +4,10 @@ import pytest
 from django.test import Client
 
 from storefront.catalog.models import Product
+from storefront.orders import selectors
 from storefront.orders.models import Order
-from tests.factories import ProductFactory, UserFactory, order_with_lines
+from storefront.pagination import MAX_NUMBERED_PAGES
+from tests.factories import OrderFactory, ProductFactory, UserFactory, order_with_lines
 from tests.querycount import queries_for
 
 pytestmark = pytest.mark.django_db
@@ -150,12 +152,20 @@ def test_order_history_bad_pages(client: Client) -> None:
     client.force_login(UserFactory())
     assert client.get("/orders/?page=abc").status_code == 400
     assert client.get("/orders/?page=5").status_code == 404
+    response = client.get("/orders/?page=6")  # past the numbered pages: cursors only
+    assert response.status_code == 400
+    assert "Page numbers go from 1 to 5" in response.content.decode()
+    response = client.get("/orders/?after=forged")
+    assert response.status_code == 400
+    assert "That page link is not valid" in response.content.decode()
 
 
 # Query budgets (exact; the same for 5 or 20 orders / lines shown).
 # Sessions are cached_db: a session is read from the cache, not the database.
-# history: user, count, page of orders
+# history: user, count (bounded: at most 5 pages + 1 rows), page of orders
 HISTORY_QUERIES = 3
+# history past the numbered pages (?after= / ?before= cursor): user, page of orders
+HISTORY_CURSOR_QUERIES = 2
 # detail: user, order, lines with products
 DETAIL_QUERIES = 3
 # cart: one products query when it has items
@@ -173,6 +183,18 @@ def test_order_pages_query_budget(client: Client, size: int) -> None:
     client.force_login(user)
     assert queries_for(client, "/orders/") == HISTORY_QUERIES
     assert queries_for(client, f"/orders/{order.number}/") == DETAIL_QUERIES
+
+
+@pytest.mark.parametrize("size", [2, 8])
+def test_order_history_deep_page_query_budget(client: Client, monkeypatch, size: int) -> None:
+    monkeypatch.setattr(selectors, "ORDER_HISTORY_PAGE_SIZE", size)
+    user = UserFactory()
+    OrderFactory.create_batch(size * (MAX_NUMBERED_PAGES + 2), user=user)
+    client.force_login(user)
+    last_numbered = client.get(f"/orders/?page={MAX_NUMBERED_PAGES}").context["page"]
+    deep = f"/orders/{last_numbered.next_url}"
+    assert queries_for(client, deep) == HISTORY_CURSOR_QUERIES
+    assert len(client.get(deep).context["orders"]) == size
 
 
 @pytest.mark.parametrize("size", [5, 20])

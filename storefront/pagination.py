@@ -1,0 +1,394 @@
+"""Pagination that costs the same on page 10,000 as on page 1.
+
+Two parts:
+
+- Keyset primitives (`Keyset`, `rows_after`), shared with the API's cursor pagination
+  (storefront/api.py): a queryset ordered by plain columns ending in a unique one identifies
+  each row by its tuple of ordering values, so "the page after this row" is one range query on
+  the ordering's index, with no OFFSET and no COUNT.
+- `paginate` for HTML pages: numbered pages 1..MAX_NUMBERED_PAGES (an OFFSET of at most a few
+  pages, and a COUNT bounded by a LIMITed subquery, so no page ever counts 100k rows), then
+  opaque signed cursors (`?after=` / `?before=`) built from the ordering values of the last or
+  first row shown. Querysets ordered by a computed value (the search rank) cannot be paged by
+  keyset: they get the numbered pages only.
+
+Bad input (a page that is not a number, beyond the numbered pages, a tampered cursor or one
+issued for another sort) raises `BadPageRequest`, which views answer with a 400 and its message.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from typing import Any
+
+from django.core import signing
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Field, Model, Q, QuerySet
+from django.http import QueryDict
+
+# Numbered pages shown before the listing switches to next/previous cursors.
+MAX_NUMBERED_PAGES = 5
+PAGE_PARAM, AFTER_PARAM, BEFORE_PARAM = "page", "after", "before"
+CURSOR_SALT = "storefront.pagination.cursor"
+# Longer than any cursor this module issues; anything longer is refused before it is parsed.
+MAX_CURSOR_LENGTH = 1000
+
+
+class BadPageRequest(ValueError):
+    """The page or cursor in the query string cannot be used (answer 400 with the message)."""
+
+
+class PageNotFound(LookupError):
+    """A well-formed page number past the last page (answer 404 with the message)."""
+
+
+# --- keyset primitives --------------------------------------------------------------------------
+
+
+class NotKeysetOrderable(ImproperlyConfigured):
+    """The ordering names something that is not a plain, non-null column of the model."""
+
+
+@dataclass(frozen=True)
+class Keyset:
+    """A queryset's ordering (ending in a unique column) and the model fields it names."""
+
+    ordering: tuple[str, ...]
+    fields: tuple[Field, ...]
+
+    @classmethod
+    def of(cls, queryset: QuerySet) -> Keyset:
+        ordering = tuple(queryset.query.order_by) or tuple(queryset.model._meta.ordering)
+        fields = ordering_fields(queryset.model, ordering)
+        if not fields or not (fields[-1].unique or fields[-1].primary_key):
+            raise ImproperlyConfigured(
+                f"Keyset pagination needs an ordering ending in a unique column, got {ordering!r}."
+            )
+        return cls(ordering=ordering, fields=tuple(fields))
+
+    def position_of(self, row: Model) -> list[str]:
+        """The row's ordering values as strings (the portable form a cursor carries)."""
+        return [f.value_to_string(row) for f in self.fields]
+
+    def values_from(self, raw: object) -> list[Any]:
+        """Python values from a cursor's strings; ValueError for anything malformed.
+
+        Validators run too, so an out-of-range number never reaches the database as an error.
+        """
+        if not isinstance(raw, list) or len(raw) != len(self.fields):
+            raise ValueError("wrong number of values")
+        values = []
+        for f, value in zip(self.fields, raw, strict=True):
+            if not isinstance(value, str):
+                raise ValueError("positions are strings")
+            try:
+                python_value = f.to_python(value)
+                f.run_validators(python_value)
+            except DjangoValidationError as exc:
+                raise ValueError(str(exc)) from None
+            if python_value is None:
+                raise ValueError("positions are never null")
+            values.append(python_value)
+        return values
+
+    def page_after(
+        self, queryset: QuerySet, values: list[Any] | None, *, backwards: bool
+    ) -> QuerySet:
+        """Rows after (or, backwards, before) `values`, nearest first; all rows without values."""
+        ordering = reverse_ordering(self.ordering) if backwards else self.ordering
+        queryset = queryset.order_by(*ordering)
+        if values is not None:
+            queryset = queryset.filter(rows_after(ordering, values))
+        return queryset
+
+
+def ordering_fields(model: type[Model], ordering: Sequence[Any]) -> list[Field]:
+    """The model fields an ordering names; keyset paging only works on plain, non-null columns."""
+    fields = []
+    for name in ordering:
+        if not isinstance(name, str) or "__" in name or name.lstrip("-") in ("", "?"):
+            raise NotKeysetOrderable(f"Keyset pagination cannot order by {name!r}.")
+        attr = name.lstrip("-")
+        try:
+            f = model._meta.get_field("id" if attr == "pk" else attr)
+        except FieldDoesNotExist:
+            raise NotKeysetOrderable(f"Keyset pagination cannot order by {name!r}.") from None
+        if not f.concrete or f.null or f.is_relation:
+            raise NotKeysetOrderable(f"Keyset pagination needs a non-null column, not {name!r}.")
+        fields.append(f)
+    return fields
+
+
+def reverse_ordering(ordering: Sequence[str]) -> tuple[str, ...]:
+    return tuple(name[1:] if name.startswith("-") else f"-{name}" for name in ordering)
+
+
+def rows_after(ordering: Sequence[str], values: Sequence[Any]) -> Q:
+    """Rows strictly after `values` in `ordering`: a > x OR (a = x AND b > y) OR ...
+
+    The leading, logically redundant `a >= x` gives the database a range on the ordering's
+    index to scan instead of filtering the whole table.
+    """
+    terms, equal_so_far = [], Q()
+    for name, value in zip(ordering, values, strict=True):
+        attr, after = (name[1:], "lt") if name.startswith("-") else (name, "gt")
+        terms.append(equal_so_far & Q(**{f"{attr}__{after}": value}))
+        equal_so_far &= Q(**{attr: value})
+    first = ordering[0]
+    bound = Q(**{f"{first[1:]}__lte" if first.startswith("-") else f"{first}__gte": values[0]})
+    return bound & reduce(operator.or_, terms)
+
+
+# --- signed cursors -----------------------------------------------------------------------------
+
+
+def encode_cursor(keyset: Keyset, row: Model, *, number: int | None) -> str:
+    """An opaque cursor for the position of `row`; `number` is the page it leads to (shown only).
+
+    Signed (SECRET_KEY): a cursor cannot be edited into another position, and it carries its
+    ordering, so one taken from another sort is refused rather than silently misread.
+    """
+    payload = {"o": ",".join(keyset.ordering), "v": keyset.position_of(row)}
+    if number is not None:
+        payload["n"] = number
+    return signing.Signer(salt=CURSOR_SALT).sign_object(payload)
+
+
+def decode_cursor(keyset: Keyset, cursor: str) -> tuple[list[Any], int | None]:
+    """The position values and page number of a cursor from `encode_cursor`."""
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise BadPageRequest("That page link is not valid (the cursor is too long).")
+    try:
+        payload = signing.Signer(salt=CURSOR_SALT).unsign_object(cursor)
+    except (signing.BadSignature, ValueError, UnicodeError):
+        raise BadPageRequest(
+            "That page link is not valid (it was changed or is too old): start from the first page."
+        ) from None
+    if not isinstance(payload, dict) or payload.get("o") != ",".join(keyset.ordering):
+        raise BadPageRequest(
+            "That page link belongs to another sort order: start from the first page."
+        )
+    try:
+        values = keyset.values_from(payload.get("v"))
+    except ValueError:
+        raise BadPageRequest("That page link is not valid: start from the first page.") from None
+    number = payload.get("n")
+    return values, number if isinstance(number, int) and number > 0 else None
+
+
+# --- pages for HTML views -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PageLink:
+    number: int
+    url: str
+    current: bool
+
+
+@dataclass
+class Page:
+    """One page of rows and the links around it, for includes/pagination.html."""
+
+    items: list[Any]
+    # The page's number: exact on numbered pages, carried along by cursors beyond them.
+    number: int | None
+    # Rows in the whole listing when at most `count_limit`; None when more (or not counted).
+    count: int | None
+    count_limit: int
+    by_cursor: bool
+    numbers: list[PageLink] = field(default_factory=list)
+    previous_url: str | None = None
+    next_url: str | None = None
+    first_url: str | None = None
+    # True when the ordering cannot be paged by cursor and the numbered pages ran out.
+    truncated: bool = False
+
+    @property
+    def has_previous(self) -> bool:
+        return self.previous_url is not None
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_url is not None
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def more_than_limit(self) -> bool:
+        return self.count is None and not self.by_cursor
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _single(params: QueryDict, name: str) -> str | None:
+    values = params.getlist(name)
+    if len(values) > 1:
+        raise BadPageRequest(f"Give “{name}” only once.")
+    return values[0] if values else None
+
+
+def _url(params: QueryDict, **changes: object) -> str:
+    query = params.copy()
+    for name in (PAGE_PARAM, AFTER_PARAM, BEFORE_PARAM):
+        query.pop(name, None)
+    for name, value in changes.items():
+        if value is not None:
+            query[name] = str(value)
+    encoded = query.urlencode()
+    return f"?{encoded}" if encoded else "?"
+
+
+def paginate(
+    queryset: QuerySet,
+    *,
+    params: QueryDict,
+    per_page: int,
+    max_numbered_pages: int = MAX_NUMBERED_PAGES,
+) -> Page:
+    """The page of `queryset` that `params` (a request's GET) asks for.
+
+    `?page=N` (1..max_numbered_pages) is an OFFSET of fewer than max_numbered_pages pages plus a
+    COUNT of at most max_numbered_pages × per_page + 1 rows; `?after=` / `?before=` cursors are
+    one range query of per_page + 1 rows (the extra row tells whether more follow). Links keep
+    every other query parameter (filters, sort).
+    """
+    page_raw = _single(params, PAGE_PARAM)
+    after = _single(params, AFTER_PARAM)
+    before = _single(params, BEFORE_PARAM)
+    if sum(value is not None for value in (page_raw, after, before)) > 1:
+        raise BadPageRequest("Give only one of “page”, “after” and “before”.")
+    try:
+        keyset: Keyset | None = Keyset.of(queryset)
+    except NotKeysetOrderable:
+        keyset = None  # ordered by a computed value: numbered pages only
+    if after is not None or before is not None:
+        if keyset is None:
+            raise BadPageRequest(
+                "This order (best match) has numbered pages only: choose another sort to page "
+                "further."
+            )
+        return _cursor_page(
+            queryset,
+            keyset,
+            params=params,
+            per_page=per_page,
+            cursor=after if after is not None else before,
+            backwards=before is not None,
+            max_numbered_pages=max_numbered_pages,
+        )
+    return _numbered_page(
+        queryset,
+        keyset,
+        params=params,
+        per_page=per_page,
+        raw=page_raw,
+        max_numbered_pages=max_numbered_pages,
+    )
+
+
+def _page_number(raw: str | None, max_numbered_pages: int) -> int:
+    if raw is None or raw == "":
+        return 1
+    try:
+        number = int(raw)
+    except ValueError:
+        raise BadPageRequest("The page number must be a whole number.") from None
+    if not 1 <= number <= max_numbered_pages:
+        raise BadPageRequest(
+            f"Page numbers go from 1 to {max_numbered_pages}; use the “Next” links to go further."
+        )
+    return number
+
+
+def _numbered_page(
+    queryset: QuerySet,
+    keyset: Keyset | None,
+    *,
+    params: QueryDict,
+    per_page: int,
+    raw: str | None,
+    max_numbered_pages: int,
+) -> Page:
+    number = _page_number(raw, max_numbered_pages)
+    limit = max_numbered_pages * per_page
+    # COUNT(*) over a LIMITed subquery: it stops after limit + 1 rows, however many match.
+    # Kept in the page's order when that is an index's (the planner then walks the index and
+    # stops early); an order by a computed rank would compute it for every match, so not then.
+    counted_rows = queryset.values("pk") if keyset is not None else queryset.order_by().values("pk")
+    counted = counted_rows[: limit + 1].count()
+    count = counted if counted <= limit else None
+    pages = max(1, -(-counted // per_page)) if count is not None else max_numbered_pages
+    if number > pages:
+        raise PageNotFound(f"That page does not exist: there are {pages} page(s) of results.")
+    start = (number - 1) * per_page
+    items = list(queryset[start : start + per_page])
+    page = Page(items=items, number=number, count=count, count_limit=limit, by_cursor=False)
+    page.numbers = [
+        PageLink(number=n, url=_url(params, page=n if n > 1 else None), current=n == number)
+        for n in range(1, pages + 1)
+    ]
+    if number > 1:
+        page.previous_url = _url(params, page=number - 1 if number > 2 else None)
+    if number < pages:
+        page.next_url = _url(params, page=number + 1)
+    elif count is None and items:
+        # Past the numbered pages: on by cursor, or (ordered by rank) nowhere.
+        if keyset is not None:
+            cursor = encode_cursor(keyset, items[-1], number=number + 1)
+            page.next_url = _url(params, **{AFTER_PARAM: cursor})
+        else:
+            page.truncated = True
+    return page
+
+
+def _cursor_page(
+    queryset: QuerySet,
+    keyset: Keyset,
+    *,
+    params: QueryDict,
+    per_page: int,
+    cursor: str,
+    backwards: bool,
+    max_numbered_pages: int,
+) -> Page:
+    values, number = decode_cursor(keyset, cursor)
+    rows = list(keyset.page_after(queryset, values, backwards=backwards)[: per_page + 1])
+    more = len(rows) > per_page
+    items = rows[:per_page]
+    if backwards:
+        items.reverse()
+        has_previous, has_next = more, True
+    else:
+        has_previous, has_next = True, more
+    page = Page(
+        items=items,
+        number=number,
+        count=None,
+        count_limit=max_numbered_pages * per_page,
+        by_cursor=True,
+        first_url=_url(params),
+    )
+    if not items:
+        # The rows around this position are gone (deleted since the link was made): only the
+        # way back to the start is certain.
+        return page
+    before_number = number - 1 if number and number > 1 else None
+    after_number = number + 1 if number else None
+    if has_previous:
+        previous = encode_cursor(keyset, items[0], number=before_number)
+        page.previous_url = _url(params, **{BEFORE_PARAM: previous})
+    if has_next:
+        following = encode_cursor(keyset, items[-1], number=after_number)
+        page.next_url = _url(params, **{AFTER_PARAM: following})
+    return page
