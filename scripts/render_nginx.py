@@ -16,7 +16,8 @@ gets its default. Writes:
     OUT/logs/ OUT/tmp/
 
 NGINX_UPSTREAMS is built from NGINX_UPSTREAM_SOCKETS (space-separated `unix:/path` or
-`host:port` entries) unless given literally.
+`host:port` entries) unless given literally. The microcache lives in OUT/cache unless
+NGINX_CACHE_DIR says otherwise; NGINX_MICROCACHE=off turns it off (on by default).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ NGINX_DIR = REPO_ROOT / "deploy" / "nginx"
 MODULES_DIR = Path("/usr/lib/nginx/modules")
 BROTLI_MODULES = ("ngx_http_brotli_filter_module.so", "ngx_http_brotli_static_module.so")
 UPSTREAM_OPTIONS = "max_fails=3 fail_timeout=10s"
+# An nginx time: a number with an optional unit (proxy_cache_valid).
+NGINX_TIME = re.compile(r"[1-9][0-9]*(ms|s|m|h|d)?")
 
 
 def defaults(out: Path) -> dict[str, str]:
@@ -56,6 +59,10 @@ def defaults(out: Path) -> dict[str, str]:
         "NGINX_ACME_ROOT": str(var / "acme"),
         "NGINX_SNIPPET_DIR": str(out / "snippets"),
         "NGINX_ERROR_PAGES": str(NGINX_DIR / "errors"),
+        # Inside the prefix, next to tmp/: each rendered nginx (tests run several) has its own.
+        "NGINX_CACHE_DIR": str(out / "cache"),
+        "NGINX_MICROCACHE": "on",
+        "NGINX_MICROCACHE_SECONDS": "1s",
     }
 
 
@@ -76,6 +83,13 @@ def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str
     if values["NGINX_PROFILE"] not in {"dev", "production"}:
         raise SystemExit(
             f"NGINX_PROFILE must be dev or production, not {values['NGINX_PROFILE']!r}"
+        )
+    if values["NGINX_MICROCACHE"] not in {"on", "off"}:
+        raise SystemExit(f"NGINX_MICROCACHE must be on or off, not {values['NGINX_MICROCACHE']!r}")
+    if not NGINX_TIME.fullmatch(values["NGINX_MICROCACHE_SECONDS"]):
+        raise SystemExit(
+            "NGINX_MICROCACHE_SECONDS must be an nginx time such as 1s or 500ms, not "
+            f"{values['NGINX_MICROCACHE_SECONDS']!r}"
         )
     if not values["NGINX_UPSTREAMS"]:
         values["NGINX_UPSTREAMS"] = upstream_lines(values["NGINX_UPSTREAM_SOCKETS"])

@@ -71,7 +71,14 @@ server {
 }
 """
 # Container paths that exist only inside the image; the test recreates them under a prefix.
-CONTAINER_ROOTS = ("/etc/nginx", "/srv/", "/var/www/", "/var/log/nginx", "/var/run/")
+CONTAINER_ROOTS = (
+    "/etc/nginx",
+    "/srv/",
+    "/var/www/",
+    "/var/log/nginx",
+    "/var/run/",
+    "/var/cache/nginx",
+)
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +187,8 @@ def test_nginx_renders_the_shared_templates(compose: dict[str, Any]) -> None:
     assert environment["NGINX_UPSTREAMS"] == "server web:8000;"
     assert environment["NGINX_STATIC_ROOT"] == _volume_mounts(nginx)["static"][0]
     assert environment["NGINX_MEDIA_ROOT"] == _volume_mounts(nginx)["media"][0]
+    # The microcache in the image's own cache directory, which its nginx user may write to.
+    assert environment["NGINX_CACHE_DIR"].startswith("/var/cache/nginx/")
 
 
 def test_app_services_read_the_env_file(compose: dict[str, Any]) -> None:
@@ -301,7 +310,9 @@ def test_compose_nginx_config_passes_nginx_t(compose: dict[str, Any], tmp_path: 
     root = tmp_path / "container"
     etc = root / "etc" / "nginx"
     (etc / "conf.d").mkdir(parents=True)
-    for directory in ("var/log/nginx", "var/run", "var/www/acme"):
+    # var/cache/nginx: the image's cache directory, parent of NGINX_CACHE_DIR (nginx -t creates
+    # the cache directory itself, not its parents).
+    for directory in ("var/log/nginx", "var/run", "var/www/acme", "var/cache/nginx"):
         (root / directory).mkdir(parents=True)
     # The image's own files. `user nginx` names an account this machine lacks: run as ours.
     official = OFFICIAL_NGINX_CONF.replace("user  nginx;", f"user  {getpass.getuser()};")
