@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,18 @@ pytestmark = pytest.mark.django_db
 PAGE_SIZE = 4
 # Enough for every numbered page and three cursor pages beyond them (the last one partial).
 PRODUCT_COUNT = PAGE_SIZE * MAX_NUMBERED_PAGES + 2 * PAGE_SIZE + 3
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _vacuum_products_afterwards(django_db_blocker) -> Iterator[None]:
+    """These tests insert (and roll back) about a thousand products. Their dead rows and GIN
+    pending-list entries would make later plan-sensitive tests (test_selectors' GIN check)
+    see a bloated table, so the module leaves the table vacuumed (outside any transaction)."""
+    yield
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("VACUUM catalog_product")
 
 
 @pytest.fixture
