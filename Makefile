@@ -12,6 +12,11 @@ PYTEST_ARGS ?=
 # test database and the stack tests are mostly waiting on their own subprocesses.
 XDIST ?= 0
 
+# `make bench BENCH_MODE=full`: 10k / 100k / 1M products and 1M orders (quick: 10k and 100k).
+BENCH_MODE ?= quick
+# `make loadtest SHAPE=stress|browse`, `LOADTEST_HOST=http://...` to load a running stack instead.
+SHAPE ?= steady
+
 export PYTHON VENV
 
 PYTEST := STOREFRONT_ENV=test $(VENV)/bin/pytest
@@ -22,7 +27,7 @@ else
 PYTEST_PARALLEL := -n $(XDIST) --dist loadgroup
 endif
 
-.PHONY: help install run test test-quick lint format vendor clean distclean
+.PHONY: help install run test test-quick lint format vendor clean distclean bench loadtest
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make TARGET\n"} \
@@ -47,6 +52,12 @@ lint: install ## Check formatting and lint rules (ruff)
 format: install ## Format the code and apply safe lint fixes (ruff)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+bench: install ## Benchmark report (bench/REPORT.md); BENCH_MODE=quick (<10 min) or full
+	$(VENV)/bin/python bench/run.py --mode $(BENCH_MODE)
+
+loadtest: install ## Locust load test (loadtest/results/); SHAPE=steady (60 s), browse or stress
+	$(VENV)/bin/python loadtest/run.py --shape $(SHAPE)
 
 vendor: ## Refresh storefront/static/vendor/ from package.json (needs npm)
 	@scripts/vendor.sh
