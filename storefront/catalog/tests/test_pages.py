@@ -201,3 +201,19 @@ def test_favicon_redirects_to_the_static_icon(client: Client) -> None:
     response = client.get("/favicon.ico")
     assert response.status_code == 301
     assert response["Location"] == "/static/img/favicon.svg"
+
+
+def test_product_urls_follow_the_url_configuration(settings) -> None:
+    """get_absolute_url fills a cached pattern: it must still match reverse() and change with
+    the script prefix (a deployment under a sub-path)."""
+    from django.urls import reverse, set_script_prefix
+
+    product = ProductFactory(slug="oak-desk-lamp")
+    assert product.get_absolute_url() == reverse(
+        "catalog:product_detail", kwargs={"slug": "oak-desk-lamp"}
+    )
+    set_script_prefix("/shop/")
+    try:
+        assert product.get_absolute_url() == "/shop/products/oak-desk-lamp/"
+    finally:
+        set_script_prefix("/")
