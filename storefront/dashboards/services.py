@@ -228,33 +228,29 @@ def _increment_portably(*, day: dt.date, order: Order, lines: Sequence[OrderLine
         revenue=F("revenue") + order.total,
     )
     for line in lines:
-        key = {
-            "day": day,
-            "product_id": line.product_id,
-            "product_name": line.product_name,
-            "product_sku": line.product_sku,
-        }
-        ProductDailySales.objects.get_or_create(**key)
-        ProductDailySales.objects.filter(**key).update(
-            quantity=F("quantity") + line.quantity,
-            orders=F("orders") + 1,
-            revenue=F("revenue") + line.unit_price * line.quantity,
-        )
+        _increment_line_portably(ProductDailySales, line, day=day)
 
 
 def _increment_recent_portably(*, lines: Sequence[OrderLine]) -> None:
     for line in lines:
-        key = {
-            "product_id": line.product_id,
-            "product_name": line.product_name,
-            "product_sku": line.product_sku,
-        }
-        ProductSales30d.objects.get_or_create(**key)
-        ProductSales30d.objects.filter(**key).update(
-            quantity=F("quantity") + line.quantity,
-            orders=F("orders") + 1,
-            revenue=F("revenue") + line.unit_price * line.quantity,
-        )
+        _increment_line_portably(ProductSales30d, line)
+
+
+def _increment_line_portably(
+    model: type[ProductDailySales] | type[ProductSales30d], line: OrderLine, **extra_key: object
+) -> None:
+    key = {
+        **extra_key,
+        "product_id": line.product_id,
+        "product_name": line.product_name,
+        "product_sku": line.product_sku,
+    }
+    model.objects.get_or_create(**key)
+    model.objects.filter(**key).update(
+        quantity=F("quantity") + line.quantity,
+        orders=F("orders") + 1,
+        revenue=F("revenue") + line.unit_price * line.quantity,
+    )
 
 
 @dataclass(frozen=True)
