@@ -1,3 +1,4 @@
+# ruff: noqa: E501, SIM108
 """In-process measurements for `make bench`, run by bench/run.py against one seeded database.
 
     DATABASE_URL=... python bench/inproc.py cursors 100 1000 ...   # signed ?after= cursors
@@ -148,7 +149,9 @@ def timings(calls: int, depths: list[int]) -> dict:
             values = keyset.values_from(keyset.position_of(qs[(depth - 1) * PER_PAGE - 1]))
 
         def keyset_page(values=values):
-            return list(keyset.page_after(listing_queryset(), values, backwards=False)[: PER_PAGE + 1])
+            return list(
+                keyset.page_after(listing_queryset(), values, backwards=False)[: PER_PAGE + 1]
+            )
 
         pages[str(depth)] = {
             "available": True,
@@ -165,12 +168,14 @@ def timings(calls: int, depths: list[int]) -> dict:
             "request_time": timed(lambda: staff_dashboard(live), max(5, calls // 3)),
             "source_request_time": f"git show {LIVE_SELECTORS_REV}:storefront/dashboards/selectors.py",
         }
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         out["dashboard"] = {"error": f"{type(exc).__name__}: {exc}"}
 
     # --- listing rows: N+1 vs selector ------------------------------------------------------------
     def n_plus_one():
-        rows = list(Product.objects.filter(is_active=True).order_by("-created_at", "-id")[:PER_PAGE])
+        rows = list(
+            Product.objects.filter(is_active=True).order_by("-created_at", "-id")[:PER_PAGE]
+        )
         return [(p.name, p.category.name, p.stock) for p in rows]
 
     def selector():

@@ -1,6 +1,7 @@
+# ruff: noqa: E501, B007
 """bench/REPORT.md and its PNG plots from one results JSON (bench/run.py calls this).
 
-    .venv/bin/python bench/report.py bench/results/<timestamp>.json   # re-render a past run
+.venv/bin/python bench/report.py bench/results/<timestamp>.json   # re-render a past run
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ def _run_row(label: str, run: dict | None, ref: dict | None = None, ref_key: str
         rel = f"{run[ref_key] / ref[ref_key]:.2f}"
     res = run.get("resources", {}).get("by_kind", {})
     cpu = ", ".join(f"{k} {v['cpu_pct']:.0f}%" for k, v in res.items())
-    rss = ", ".join(f"{k} {v['processes']}×{v['rss_mb_per_process']:.0f} MB" for k, v in res.items())
+    rss = ", ".join(
+        f"{k} {v['processes']}×{v['rss_mb_per_process']:.0f} MB" for k, v in res.items()
+    )
     return (
         f"| {label} | {run['rps']:,.0f} | {run['p50_ms']:.1f} / {run['p95_ms']:.1f} / "
         f"{run['p99_ms']:.1f} | {run['error_rate'] * 100:.2f}% | {rel} | {cpu} | {rss} | "
@@ -59,7 +62,7 @@ def plots(results: dict, out_dir: Path) -> dict[str, Path]:
     summary = results.get("summary", {})
 
     # 1. headline ratios against their targets
-    from run import TARGETS  # noqa: PLC0415
+    from run import TARGETS
 
     names, values, goals, colours = [], [], [], []
     for key, (op, goal, text) in TARGETS.items():
@@ -135,8 +138,18 @@ def plots(results: dict, out_dir: Path) -> dict[str, Path]:
         measured = {d: v for d, v in depth.items() if v.get("available")}
         if measured:
             ds = list(measured)
-            axes[1].plot(ds, [measured[d]["offset"]["p95_ms"] for d in ds], marker="o", label="offset (Paginator)")
-            axes[1].plot(ds, [measured[d]["keyset"]["p95_ms"] for d in ds], marker="o", label="keyset (?after=)")
+            axes[1].plot(
+                ds,
+                [measured[d]["offset"]["p95_ms"] for d in ds],
+                marker="o",
+                label="offset (Paginator)",
+            )
+            axes[1].plot(
+                ds,
+                [measured[d]["keyset"]["p95_ms"] for d in ds],
+                marker="o",
+                label="keyset (?after=)",
+            )
             axes[1].set_yscale("log")
             axes[1].set_xlabel("page")
             axes[1].set_ylabel("p95 ms (log), in-process")
@@ -230,7 +243,9 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
         ref = servers.get("nginx→gunicorn", {})
         for server in ("runserver", "gunicorn", "nginx→gunicorn"):
             for kind in ("hello", "static", "listing_uncached"):
-                lines.append(_run_row(f"{server}: {kind}", servers.get(server, {}).get(kind), ref.get(kind)))
+                lines.append(
+                    _run_row(f"{server}: {kind}", servers.get(server, {}).get(kind), ref.get(kind))
+                )
         if "servers" in plot_paths:
             lines += ["", f"![servers]({rel(plot_paths['servers'])})"]
 
@@ -250,8 +265,16 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
         lines.append(_run_row("listing uncached", cache.get("uncached"), hello))
         lines.append(_run_row("listing app-cache hit", cache.get("app_hit"), hello))
         if cache.get("static_micro_nginx"):
-            lines.append(_run_row("reference: static file (microcache nginx)", cache["static_micro_nginx"]))
-        lines.append(_run_row("listing nginx microcache hit", cache.get("micro_hit"), cache.get("static_micro_nginx") or static))
+            lines.append(
+                _run_row("reference: static file (microcache nginx)", cache["static_micro_nginx"])
+            )
+        lines.append(
+            _run_row(
+                "listing nginx microcache hit",
+                cache.get("micro_hit"),
+                cache.get("static_micro_nginx") or static,
+            )
+        )
 
     sizes = c.get("sizes", {})
     if sizes:
@@ -318,16 +341,24 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
         if dash.get("error"):
             lines.append(f"Failed: {dash['error']}")
         else:
-            lines += ["| variant | calls | p50 ms | p95 ms | mean ms |", "|---|---:|---:|---:|---:|"]
+            lines += [
+                "| variant | calls | p50 ms | p95 ms | mean ms |",
+                "|---|---:|---:|---:|---:|",
+            ]
             for key in ("request_time", "denormalized"):
                 v = dash[key]
-                lines.append(f"| {key.replace('_', ' ')} | {v['calls']} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {v['mean_ms']:.2f} |")
+                lines.append(
+                    f"| {key.replace('_', ' ')} | {v['calls']} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} | {v['mean_ms']:.2f} |"
+                )
             lines.append("")
             lines.append(
                 f"Request-time ÷ denormalized (p95): {dash['request_time']['p95_ms'] / dash['denormalized']['p95_ms']:.1f} ×."
             )
         if results["mode"] == "quick":
-            lines += ["", "Quick mode has 200k orders, not 1M: the 50 ms target is judged in full mode."]
+            lines += [
+                "",
+                "Quick mode has 200k orders, not 1M: the 50 ms target is judged in full mode.",
+            ]
 
     npo = c.get("n_plus_one", {})
     if npo:
@@ -346,7 +377,9 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
         if ip:
             lines += ["", "| in-process | queries | p50 ms | p95 ms |", "|---|---:|---:|---:|"]
             for key, v in ip.items():
-                lines.append(f"| {key.replace('_', ' ')} | {v['queries']} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} |")
+                lines.append(
+                    f"| {key.replace('_', ' ')} | {v['queries']} | {v['p50_ms']:.2f} | {v['p95_ms']:.2f} |"
+                )
 
     workers = c.get("workers", {})
     if workers:
@@ -358,14 +391,21 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
         lines.append(RUN_HEADER)
         for run in workers.get("runs", []):
             if run.get("error") and "rps" not in run:
-                lines.append(f"| {run['label']} | failed to start: {run['error'][:100]} | | | | | | |")
+                lines.append(
+                    f"| {run['label']} | failed to start: {run['error'][:100]} | | | | | | |"
+                )
             else:
-                lines.append(_run_row(run["label"].replace("workers ", "").split(":")[0], run, hello))
+                lines.append(
+                    _run_row(run["label"].replace("workers ", "").split(":")[0], run, hello)
+                )
         if "workers" in plot_paths:
             lines += ["", f"![workers]({rel(plot_paths['workers'])})"]
 
     section("Datasets")
-    lines += ["| dataset | products | orders | users | seed s | DB size MB |", "|---|---:|---:|---:|---:|---:|"]
+    lines += [
+        "| dataset | products | orders | users | seed s | DB size MB |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for label, d in results.get("datasets", {}).items():
         lines.append(
             f"| {label} | {d['products']:,} | {d['orders']:,} | {d['users']:,} | {d.get('seed_s')} | {d.get('db_size_mb', '—')} |"

@@ -1,3 +1,4 @@
+# ruff: noqa: E501, SIM105, S110, RUF005
 """`make bench`: Storefront's benchmark report (bench/REPORT.md, bench/results/, bench/plots/).
 
     .venv/bin/python bench/run.py                  # quick mode (default): well under 10 minutes
@@ -36,8 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import stack  # noqa: E402
-from stack import PROCESSES, Database, log  # noqa: E402
+import stack
+from stack import PROCESSES, Database, log
 
 BENCH_DIR = stack.BENCH_DIR
 RESULTS_DIR = BENCH_DIR / "results"
@@ -265,7 +266,9 @@ class Dataset:
         self.counts: dict = {}
 
 
-def start_pair(ds: Dataset, name: str, *, microcache: str = "off", **gunicorn) -> tuple[stack.Server, stack.Server]:
+def start_pair(
+    ds: Dataset, name: str, *, microcache: str = "off", **gunicorn
+) -> tuple[stack.Server, stack.Server]:
     """gunicorn (GUNICORN_* from the arguments) with nginx in front of it."""
     g = stack.start_gunicorn(ds.env, ds.workdir / f"{name}-gunicorn.log", **gunicorn)
     try:
@@ -303,7 +306,10 @@ def compare_servers(b: Bench, ds: Dataset, g: stack.Server, n: stack.Server, sta
             "hello": b.wrk(f"{server_label} hello", f"{url}/__bench__/hello/", servers=servers),
             "static": b.wrk(f"{server_label} static", f"{url}{static}", servers=servers),
             "listing_uncached": b.wrk(
-                f"{server_label} listing (uncached)", f"{url}/products/", servers=servers, unique=True
+                f"{server_label} listing (uncached)",
+                f"{url}/products/",
+                servers=servers,
+                unique=True,
             ),
         }
     r = stack.start_runserver(ds.env, ds.workdir / "runserver.log")
@@ -345,8 +351,11 @@ def compare_cache(b: Bench, ds: Dataset, g: stack.Server, n: stack.Server, refs:
     # The microcache: another nginx, NGINX_MICROCACHE=on, in front of the same gunicorn.
     try:
         m = start_nginx(ds, g, "micro", "on")
-    except Exception as exc:  # noqa: BLE001 - an older renderer refuses the variable
-        out["micro_hit"] = {"available": False, "reason": f"nginx with NGINX_MICROCACHE=on: {exc}"[:400]}
+    except Exception as exc:
+        out["micro_hit"] = {
+            "available": False,
+            "reason": f"nginx with NGINX_MICROCACHE=on: {exc}"[:400],
+        }
         return out
     try:
         stack.fetch(f"{m.url}/products/")
@@ -357,9 +366,17 @@ def compare_cache(b: Bench, ds: Dataset, g: stack.Server, n: stack.Server, refs:
                 "reason": "not available in this build: no X-Cache-Status header from nginx",
             }
         else:
-            out["static_micro_nginx"] = b.wrk("nginx static (microcache nginx)", f"{m.url}{refs['static_path']}", servers=[m])
-            out["micro_hit"] = b.wrk("listing nginx microcache hit", f"{m.url}/products/", servers=[m, g])
-            out["micro_hit"]["available"] = out["micro_hit"]["probe"]["x_cache_status"] in {"HIT", "UPDATING", "STALE"}
+            out["static_micro_nginx"] = b.wrk(
+                "nginx static (microcache nginx)", f"{m.url}{refs['static_path']}", servers=[m]
+            )
+            out["micro_hit"] = b.wrk(
+                "listing nginx microcache hit", f"{m.url}/products/", servers=[m, g]
+            )
+            out["micro_hit"]["available"] = out["micro_hit"]["probe"]["x_cache_status"] in {
+                "HIT",
+                "UPDATING",
+                "STALE",
+            }
     finally:
         m.stop()
     return out
@@ -371,7 +388,9 @@ def compare_depth(b: Bench, ds: Dataset, g: stack.Server, n: stack.Server) -> di
     products = ds.counts.get("products", 0)
     out: dict = {"products": products, "http": {}, "notes": []}
     cursors = inproc(ds, ["cursors", *map(str, depths)])
-    out["http"]["page 1"] = b.wrk("listing page 1", f"{n.url}/products/", servers=[n, g], unique=True)
+    out["http"]["page 1"] = b.wrk(
+        "listing page 1", f"{n.url}/products/", servers=[n, g], unique=True
+    )
     for depth in depths:
         if depth == 1:
             continue
@@ -379,7 +398,10 @@ def compare_depth(b: Bench, ds: Dataset, g: stack.Server, n: stack.Server) -> di
         out.setdefault("offset_http_status", {})[str(depth)] = status
         if status == 200:
             out["http"][f"offset page {depth}"] = b.wrk(
-                f"listing ?page={depth}", f"{n.url}/products/?page={depth}", servers=[n, g], unique=True
+                f"listing ?page={depth}",
+                f"{n.url}/products/?page={depth}",
+                servers=[n, g],
+                unique=True,
             )
         cursor = cursors["cursors"].get(str(depth))
         if cursor is None:
@@ -396,7 +418,9 @@ def compare_depth(b: Bench, ds: Dataset, g: stack.Server, n: stack.Server) -> di
                 "reason": f"not available in this build: ?after= answered {status}",
             }
             continue
-        out["http"][f"keyset page {depth}"] = b.wrk(f"listing keyset page {depth}", url, servers=[n, g], unique=True)
+        out["http"][f"keyset page {depth}"] = b.wrk(
+            f"listing keyset page {depth}", url, servers=[n, g], unique=True
+        )
     bad = [d for d, s in out.get("offset_http_status", {}).items() if s != 200]
     if bad:
         out["notes"].append(
@@ -411,32 +435,54 @@ def compare_depth(b: Bench, ds: Dataset, g: stack.Server, n: stack.Server) -> di
 def compare_n_plus_one(b: Bench, g: stack.Server, n: stack.Server) -> dict:
     """6. N+1 loop (bench-only view) vs the selector, same rendering, over HTTP."""
     return {
-        "n_plus_one": b.wrk("N+1 listing (bench view)", f"{n.url}/__bench__/n-plus-one/", servers=[n, g]),
-        "selector": b.wrk("selector listing (bench view)", f"{n.url}/__bench__/selector/", servers=[n, g]),
+        "n_plus_one": b.wrk(
+            "N+1 listing (bench view)", f"{n.url}/__bench__/n-plus-one/", servers=[n, g]
+        ),
+        "selector": b.wrk(
+            "selector listing (bench view)", f"{n.url}/__bench__/selector/", servers=[n, g]
+        ),
     }
 
 
 def compare_workers(b: Bench, ds: Dataset, hello: dict) -> dict:
     """7. gunicorn workers 1..2N+1 (sync) and worker classes (listing uncached, behind nginx)."""
     configs = [("sync", w, 1) for w in b.cfg["workers"]]
-    configs += [("gthread", 2, 4), ("gthread", CORES + 1, 4), ("gevent", 2, 1), ("gevent", 2 * CORES + 1, 1)]
+    configs += [
+        ("gthread", 2, 4),
+        ("gthread", CORES + 1, 4),
+        ("gevent", 2, 1),
+        ("gevent", 2 * CORES + 1, 1),
+    ]
     if b.mode == "smoke":
         configs = configs[:1] + [("gthread", 2, 4), ("gevent", 2, 1)]
     out: dict = {"runs": []}
     for worker_class, workers, threads in configs:
         label = f"{worker_class} ×{workers}" + (f" ({threads} threads)" if threads > 1 else "")
         try:
-            g, n = start_pair(ds, f"w-{worker_class}-{workers}", workers=workers, worker_class=worker_class, threads=threads)
-        except Exception as exc:  # noqa: BLE001
+            g, n = start_pair(
+                ds,
+                f"w-{worker_class}-{workers}",
+                workers=workers,
+                worker_class=worker_class,
+                threads=threads,
+            )
+        except Exception as exc:
             out["runs"].append({"label": label, "error": str(exc)[-500:]})
             log(f"  {label}: could not start: {str(exc)[-300:]}")
             continue
         try:
-            run = b.wrk(f"workers {label}: listing (uncached)", f"{n.url}/products/", servers=[n, g], unique=True)
+            run = b.wrk(
+                f"workers {label}: listing (uncached)",
+                f"{n.url}/products/",
+                servers=[n, g],
+                unique=True,
+            )
         finally:
             n.stop()
             g.stop()
-        run.update(worker_class=worker_class, workers=workers, threads=threads, vs_hello=ratio(run, hello))
+        run.update(
+            worker_class=worker_class, workers=workers, threads=threads, vs_hello=ratio(run, hello)
+        )
         out["runs"].append(run)
     return out
 
@@ -487,17 +533,34 @@ def prepare(mode: str, workdir: Path, run_id: str) -> tuple[list[Dataset], Datab
         started = time.monotonic()
         log(f"seeding {label}: {products:,} products, {orders:,} orders, {users:,} users")
         stack.storefront_command(
-            ["seed", "--products", str(products), "--orders", str(orders), "--users", str(users), "--seed", "1"],
+            [
+                "seed",
+                "--products",
+                str(products),
+                "--orders",
+                str(orders),
+                "--users",
+                str(users),
+                "--seed",
+                "1",
+            ],
             env,
             timeout=1800,
         )
-        ds.counts = {"products": products, "orders": orders, "users": users, "seed_s": round(time.monotonic() - started, 1)}
+        ds.counts = {
+            "products": products,
+            "orders": orders,
+            "users": users,
+            "seed_s": round(time.monotonic() - started, 1),
+        }
     return datasets, template
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=sorted(MODES), default=os.environ.get("BENCH_MODE") or "quick")
+    parser.add_argument(
+        "--mode", choices=sorted(MODES), default=os.environ.get("BENCH_MODE") or "quick"
+    )
     parser.add_argument("--keep-workdir", action="store_true")
     args = parser.parse_args(argv)
     for tool in ("nginx", WRK):
@@ -520,7 +583,12 @@ def main(argv: list[str] | None = None) -> int:
             "wrk": f"{WRK} -t1 -c{cfg['connections']} -d{cfg['duration']}s --latency (+{cfg['warmup']}s warm-up)",
             "loadavg_start": os.getloadavg(),
         },
-        "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=stack.REPO_ROOT).stdout.strip(),
+        "git": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=stack.REPO_ROOT,
+        ).stdout.strip(),
         "comparisons": {},
         "problems": [],
     }
@@ -562,7 +630,10 @@ def main(argv: list[str] | None = None) -> int:
                     size_runs[ds.label] = ref["listing_uncached"]
                 else:
                     size_runs[ds.label] = b.wrk(
-                        f"[{ds.label}] listing (uncached)", f"{n.url}/products/", servers=[n, g], unique=True
+                        f"[{ds.label}] listing (uncached)",
+                        f"{n.url}/products/",
+                        servers=[n, g],
+                        unique=True,
                     )
                 if ds is largest:
                     comps["depth"] = compare_depth(b, ds, g, n)
@@ -572,20 +643,30 @@ def main(argv: list[str] | None = None) -> int:
 
         comps["sizes"] = {
             "runs": size_runs,
-            "p95_vs_10k": {label: ratio(run, size_runs[datasets[0].label], "p95_ms") for label, run in size_runs.items()},
+            "p95_vs_10k": {
+                label: ratio(run, size_runs[datasets[0].label], "p95_ms")
+                for label, run in size_runs.items()
+            },
         }
         log("== workers and worker classes")
         comps["workers"] = compare_workers(b, main_ds, comps["references"]["hello"])
 
         log(f"== in-process timings on {largest.label} (pagination, dashboard, N+1)")
-        timing = inproc(largest, ["timings", "--calls", str(cfg["calls"]), "--depths", *map(str, cfg["depths"])])
+        timing = inproc(
+            largest, ["timings", "--calls", str(cfg["calls"]), "--depths", *map(str, cfg["depths"])]
+        )
         comps["depth"]["inproc"] = timing["pagination"]
-        comps["dashboard"] = {"dataset": largest.label, "orders": timing["orders"], "order_lines": timing["order_lines"], **timing["dashboard"]}
+        comps["dashboard"] = {
+            "dataset": largest.label,
+            "orders": timing["orders"],
+            "order_lines": timing["order_lines"],
+            **timing["dashboard"],
+        }
         comps["n_plus_one"]["inproc"] = timing["n_plus_one"]
     except KeyboardInterrupt:
         results["problems"].append("interrupted (Ctrl-C): partial results")
         log("interrupted: stopping everything")
-    except Exception as exc:  # noqa: BLE001 - report what was measured, then fail
+    except Exception as exc:
         results["problems"].append(f"{type(exc).__name__}: {exc}"[-2000:])
         traceback.print_exc()
     finally:
@@ -593,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
         for ds in datasets:
             try:
                 ds.counts["db_size_mb"] = round(ds.db.size_bytes() / 2**20, 1)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             ds.db.drop()
         if template:
@@ -623,7 +704,9 @@ def main(argv: list[str] | None = None) -> int:
 
     plots = report.plots(results, PLOTS_DIR)
     REPORT.write_text(report.markdown(results, json_path, plots, TARGETS))
-    log(f"wrote {json_path.relative_to(stack.REPO_ROOT)}, {REPORT.relative_to(stack.REPO_ROOT)} in {results['elapsed_s']:.0f} s")
+    log(
+        f"wrote {json_path.relative_to(stack.REPO_ROOT)}, {REPORT.relative_to(stack.REPO_ROOT)} in {results['elapsed_s']:.0f} s"
+    )
     return 1 if results["problems"] and not comps else 0
 
 
@@ -637,7 +720,9 @@ def summarize(results: dict) -> dict:
     out["app_hit_vs_hello"] = ratio(cache.get("app_hit"), refs.get("hello"))
     micro = cache.get("micro_hit", {})
     out["micro_hit_vs_static"] = (
-        ratio(micro, cache.get("static_micro_nginx") or refs.get("static")) if micro.get("rps") else None
+        ratio(micro, cache.get("static_micro_nginx") or refs.get("static"))
+        if micro.get("rps")
+        else None
     )
     sizes = c.get("sizes", {}).get("p95_vs_10k", {})
     if sizes:

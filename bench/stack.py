@@ -1,3 +1,4 @@
+# ruff: noqa: SIM105, S310
 """Helpers shared by `make bench` (bench/run.py) and `make loadtest` (loadtest/run.py).
 
 Everything here runs on loopback with throwaway state:
@@ -165,7 +166,7 @@ class Database:
     def drop(self) -> None:
         try:
             self._admin("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        except Exception as exc:  # noqa: BLE001 - cleanup must not hide the real error
+        except Exception as exc:
             log(f"could not drop database {self.name}: {exc}")
 
     def size_bytes(self) -> int:
@@ -210,9 +211,7 @@ def app_env(
 ) -> dict[str, str]:
     """The environment of every storefront process of one stack (no leaks from outside)."""
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
-    env = {
-        k: v for k, v in env.items() if not k.startswith(("GUNICORN_", "NGINX_", "LOADTEST_"))
-    }
+    env = {k: v for k, v in env.items() if not k.startswith(("GUNICORN_", "NGINX_", "LOADTEST_"))}
     python_path = [str(BENCH_DIR), str(REPO_ROOT)]
     if env.get("PYTHONPATH"):
         python_path.append(env["PYTHONPATH"])
@@ -244,7 +243,7 @@ def redis_available(url: str) -> bool:
         import redis
 
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return False
 
 
@@ -264,7 +263,7 @@ def redis_delete_prefix(url: str, prefix: str) -> int:
         if batch:
             deleted += client.delete(*batch)
         return deleted
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log(f"could not clean Redis keys {prefix}*: {exc}")
         return 0
 
@@ -287,7 +286,9 @@ def wait_http(url: str, proc: subprocess.Popen, log_path: Path, timeout: float =
             return  # it answered
         except OSError:
             time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s:\n{log_path.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"{url} did not answer within {timeout:.0f}s:\n{log_path.read_text()[-3000:]}"
+    )
 
 
 @dataclass
@@ -361,7 +362,9 @@ def start_runserver(env: dict[str, str], log_path: Path) -> Server:
     return Server(proc=proc, url=url, log_path=log_path, kind="runserver")
 
 
-def render_nginx(out: Path, upstream: str, static_root: Path, media_root: Path, **variables: str) -> int:
+def render_nginx(
+    out: Path, upstream: str, static_root: Path, media_root: Path, **variables: str
+) -> int:
     """Render deploy/nginx into OUT with scripts/render_nginx.py; returns the HTTP port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NGINX_")}
     port = free_port()
@@ -426,13 +429,17 @@ def start_nginx(
     check = subprocess.run([*args, "-t", "-q"], capture_output=True, text=True, check=False)
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
-    proc = PROCESSES.spawn([*args, "-g", "daemon off;"], env=dict(os.environ), log_path=prefix / "nginx.out")
+    proc = PROCESSES.spawn(
+        [*args, "-g", "daemon off;"], env=dict(os.environ), log_path=prefix / "nginx.out"
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/nginx_status", proc, log_path)
     return Server(proc=proc, url=url, log_path=log_path, kind="nginx")
 
 
-def fetch(url: str, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple[int, dict[str, str], bytes]:
+def fetch(
+    url: str, headers: dict[str, str] | None = None, timeout: float = 30
+) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
