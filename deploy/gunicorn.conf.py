@@ -76,8 +76,12 @@ max_requests = _env_int("GUNICORN_MAX_REQUESTS", 1000)
 # Random extra requests per worker so the workers do not all restart at the same moment.
 max_requests_jitter = _env_int("GUNICORN_MAX_REQUESTS_JITTER", 100)
 # Load Django once in the master: faster worker start, shared memory pages, and an import
-# error stops the server at start instead of crash-looping workers.
-preload_app = _env_bool("GUNICORN_PRELOAD", True)
+# error stops the server at start instead of crash-looping workers. Not with gevent: its
+# monkey-patching happens in each worker after the fork, so objects Django made in the master
+# (thread-locals of the database connections) belong to the wrong "thread" and every request
+# fails; gevent workers load the app themselves (and want DATABASE_CONN_MAX_AGE=0: one
+# persistent connection per greenlet would exhaust PostgreSQL's).
+preload_app = _env_bool("GUNICORN_PRELOAD", worker_class != "gevent")
 # The worker heartbeat file lives in RAM: on a disk-backed /tmp its fchmod can block workers.
 _RAM_DIR = "/dev/shm"  # noqa: S108 - gunicorn creates its heartbeat file there with mkstemp
 if os.path.isdir(_RAM_DIR):

@@ -70,3 +70,9 @@ def test_a_bad_value_is_a_clear_error(tmp_path: Path) -> None:
     result = _print_config(tmp_path, GUNICORN_WORKERS="many")
     assert result.returncode != 0
     assert "GUNICORN_WORKERS must be a whole number, not 'many'" in result.stdout + result.stderr
+
+
+def test_gevent_workers_load_the_app_themselves(tmp_path: Path) -> None:
+    # Preloading before gevent patches the worker makes every request fail (bench finding).
+    assert _config(tmp_path, GUNICORN_WORKER_CLASS="gevent")["preload_app"] == "False"
+    assert _config(tmp_path, GUNICORN_WORKER_CLASS="gthread")["preload_app"] == "True"
