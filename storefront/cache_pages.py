@@ -116,15 +116,15 @@ def cache_anonymous_page(
                 response = view(request, *args, **kwargs)
                 response[CACHE_HEADER] = "BYPASS"
                 return response
-            key = caching.make_key(
+            # One round trip: the page and the version counters it depends on.
+            frozen, slot = caching.lookup(
                 namespace,
                 "page",
                 request.method == "HEAD",
                 request.get_full_path(),
                 scopes=scopes(request, *args, **kwargs) if scopes else (),
             )
-            frozen = caching.get(namespace, key)
-            if frozen is not None:
+            if frozen is not caching.MISSING:
                 response = _thaw(frozen)
                 response[CACHE_HEADER] = "HIT"
             else:
@@ -136,7 +136,7 @@ def cache_anonymous_page(
                 finally:
                     setattr(request, _PLACEHOLDER_FLAG, False)
                 if _is_storable(response, honor_cache_control=honor_cache_control):
-                    caching.store(namespace, key, _freeze(response), timeout())
+                    caching.store_in(slot, _freeze(response), timeout())
                     response[CACHE_HEADER] = "MISS"
                 else:
                     response[CACHE_HEADER] = "BYPASS"

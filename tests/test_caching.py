@@ -322,3 +322,22 @@ def test_staff_clear_the_catalog_cache_from_the_admin(client: Client) -> None:
     assert response.status_code == 200
     assert "The cached catalog pages were cleared." in response.content.decode()
     assert page(Client(), product.get_absolute_url())[0] == "MISS"
+
+
+def test_lookup_serves_only_values_stamped_with_the_current_versions() -> None:
+    value, slot = caching.lookup("catalog", "page", "/x/", scopes=["product:lamp"])
+    assert value is caching.MISSING
+    caching.store_in(slot, "page one", timeout=60)
+    assert caching.lookup("catalog", "page", "/x/", scopes=["product:lamp"])[0] == "page one"
+
+    caching.bump_products(["lamp"])  # a scoped counter
+    value, fresh_slot = caching.lookup("catalog", "page", "/x/", scopes=["product:lamp"])
+    assert value is caching.MISSING
+    # A slow writer that looked before the bump cannot put its stale page back in service.
+    caching.store_in(slot, "stale page", timeout=60)
+    assert caching.lookup("catalog", "page", "/x/", scopes=["product:lamp"])[0] is caching.MISSING
+    caching.store_in(fresh_slot, "page two", timeout=60)
+    assert caching.lookup("catalog", "page", "/x/", scopes=["product:lamp"])[0] == "page two"
+
+    caching.clear()  # the global generation
+    assert caching.lookup("catalog", "page", "/x/", scopes=["product:lamp"])[0] is caching.MISSING
