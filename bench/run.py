@@ -532,21 +532,7 @@ def prepare(mode: str, workdir: Path, run_id: str) -> tuple[list[Dataset], Datab
         datasets.append(ds)
         started = time.monotonic()
         log(f"seeding {label}: {products:,} products, {orders:,} orders, {users:,} users")
-        stack.storefront_command(
-            [
-                "seed",
-                "--products",
-                str(products),
-                "--orders",
-                str(orders),
-                "--users",
-                str(users),
-                "--seed",
-                "1",
-            ],
-            env,
-            timeout=1800,
-        )
+        stack.seed(env, products=products, orders=orders, users=users)
         ds.counts = {
             "products": products,
             "orders": orders,

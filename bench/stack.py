@@ -199,6 +199,12 @@ def storefront_command(args: list[str], env: dict[str, str], timeout: float = 90
 # --- environment --------------------------------------------------------------------------------
 
 
+def seed(env: dict[str, str], *, products: int, orders: int, users: int) -> str:
+    """`storefront seed` with these sizes and the fixed seed 1 (the same shop every run)."""
+    args = ["seed", "--products", str(products), "--orders", str(orders)]
+    return storefront_command([*args, "--users", str(users), "--seed", "1"], env, timeout=1800)
+
+
 def app_env(
     *,
     database_url: str,

@@ -116,21 +116,7 @@ def main() -> int:
                 f"migrating and seeding {products:,} products, {orders:,} orders, {users:,} shoppers"
             )
             stack.storefront_command(["migrate", "--noinput", "--verbosity", "0"], env)
-            stack.storefront_command(
-                [
-                    "seed",
-                    "--products",
-                    str(products),
-                    "--orders",
-                    str(orders),
-                    "--users",
-                    str(users),
-                    "--seed",
-                    "1",
-                ],
-                env,
-                timeout=1800,
-            )
+            stack.seed(env, products=products, orders=orders, users=users)
             stack.storefront_command(["collectstatic", "--noinput", "--verbosity", "0"], env)
             g = stack.start_gunicorn(env, workdir / "gunicorn.log")
             host = g.url
