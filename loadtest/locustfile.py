@@ -310,17 +310,13 @@ class SteadyPeak(LoadTestShape):
         return self.users, self.spawn_rate
 
 
-class LargeDatasetBrowse(LoadTestShape):
-    """Anonymous browsers and API clients only, paging deep into a large catalog."""
-
-    users = _env_int("LOADTEST_USERS", 20)
-    spawn_rate = _env_int("LOADTEST_SPAWN_RATE", 5)
-    duration = _env_int("LOADTEST_DURATION", 60)
+class LargeDatasetBrowse(SteadyPeak):
+    """The steady shape with anonymous browsers and API clients only, paging deep into a large
+    catalog."""
 
     def tick(self):
-        if self.get_run_time() >= self.duration:
-            return None
-        return self.users, self.spawn_rate, [DeepBrowser, ApiClient]
+        steady = super().tick()
+        return None if steady is None else (*steady, [DeepBrowser, ApiClient])
 
 
 class DeepBrowser(AnonymousBrowser):

@@ -31,7 +31,21 @@ class DailySales(models.Model):
         return f"{self.day}: {self.orders} orders, {self.revenue}"
 
 
-class ProductDailySales(models.Model):
+class ProductSalesFigures(models.Model):
+    """What both product sales tables hold per product snapshot (name and SKU as the order
+    lines carry them): units, orders and revenue."""
+
+    product_name = models.CharField(max_length=200)
+    product_sku = models.CharField("SKU", max_length=40)
+    quantity = models.PositiveIntegerField(default=0)
+    orders = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
+
+    class Meta:
+        abstract = True
+
+
+class ProductDailySales(ProductSalesFigures):
     """Units, orders and revenue of one product (as its order lines named it) on one day.
 
     Keyed by the same snapshot the order lines carry (product, name, SKU), so a renamed product
@@ -48,11 +62,6 @@ class ProductDailySales(models.Model):
         related_name="daily_sales",
         db_index=False,
     )
-    product_name = models.CharField(max_length=200)
-    product_sku = models.CharField("SKU", max_length=40)
-    quantity = models.PositiveIntegerField(default=0)
-    orders = models.PositiveIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
 
     class Meta:
         ordering = ["day", "id"]
@@ -74,7 +83,7 @@ class ProductDailySales(models.Model):
         return f"{self.day}: {self.quantity} × {self.product_name}"
 
 
-class ProductSales30d(models.Model):
+class ProductSales30d(ProductSalesFigures):
     """Units, orders and revenue per product (by snapshot, as ProductDailySales) over the
     dashboard's rolling window: the days from SalesWindow.first_day on.
 
@@ -92,11 +101,6 @@ class ProductSales30d(models.Model):
         related_name="recent_sales",
         db_index=False,
     )
-    product_name = models.CharField(max_length=200)
-    product_sku = models.CharField("SKU", max_length=40)
-    quantity = models.PositiveIntegerField(default=0)
-    orders = models.PositiveIntegerField(default=0)
-    revenue = models.DecimalField(max_digits=14, decimal_places=2, default=Decimal("0"))
 
     class Meta:
         verbose_name = "product sales (rolling 30 days)"

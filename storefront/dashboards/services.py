@@ -178,17 +178,7 @@ def record_order(*, order: Order, lines: Sequence[OrderLine]) -> None:
         return
     _upsert_daily(day=day, order=order, lines=lines)
     if lines:
-        recent_rows = [
-            (
-                line.product_id,
-                line.product_name,
-                line.product_sku,
-                line.quantity,
-                1,
-                line.unit_price * line.quantity,
-            )
-            for line in lines
-        ]
+        recent_rows = [_line_figures(line) for line in lines]
         values = ", ".join(["(%s, %s, %s, %s, %s, %s::numeric)"] * len(recent_rows))
         with connection.cursor() as cursor:
             cursor.execute(
@@ -197,19 +187,20 @@ def record_order(*, order: Order, lines: Sequence[OrderLine]) -> None:
             )
 
 
+def _line_figures(line: OrderLine) -> tuple:
+    """(product id, name, SKU, units, orders, revenue) one order line adds to a product row."""
+    return (
+        line.product_id,
+        line.product_name,
+        line.product_sku,
+        line.quantity,
+        1,
+        line.unit_price * line.quantity,
+    )
+
+
 def _upsert_daily(*, day: dt.date, order: Order, lines: Sequence[OrderLine]) -> None:
-    product_rows = [
-        (
-            day,
-            line.product_id,
-            line.product_name,
-            line.product_sku,
-            line.quantity,
-            1,
-            line.unit_price * line.quantity,
-        )
-        for line in lines
-    ]
+    product_rows = [(day, *_line_figures(line)) for line in lines]
     with connection.cursor() as cursor:
         cursor.execute(_DAILY_UPSERT, [day, 1, order.item_count, order.total])
         if product_rows:
