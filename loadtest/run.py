@@ -8,12 +8,13 @@
 
 Without LOADTEST_HOST it starts its own stack on loopback: a throwaway PostgreSQL database
 (`loadtest_<pid>`, migrated, seeded with `storefront seed`, dropped afterwards), Redis with a
-key prefix of its own (keys deleted afterwards), and gunicorn (deploy/gunicorn.conf.py, sync,
-2 × cores + 1 workers) on a free port. The load goes to gunicorn directly, not through nginx:
-nginx limits login/token POSTs to 5 per minute per client address (burst 5) and every Locust
-user comes from 127.0.0.1, so through nginx nearly every login would be a 429 unless the
-limits were raised — which would then measure a configuration production does not run.
-nginx's own cost is measured by `make bench` instead.
+key prefix of its own (keys deleted afterwards), gunicorn (deploy/gunicorn.conf.py) on a free
+port, and nginx in front of it rendered from deploy/nginx like every other target: the load goes
+through nginx, as users' requests do (static files, compression, microcache, security headers,
+limiter bookkeeping). Every Locust user comes from 127.0.0.1, so nginx's per-address limits are
+raised for the run to LOADTEST_LIMITS below (with the production 5 logins a minute per address,
+nearly every simulated login would be a 429); the summary JSON states the limits used, and any
+429 still counts as a failure, never as throughput.
 
 Writes loadtest/results/<timestamp>-<shape>_stats.csv (the summary, per endpoint and
 aggregated), _failures.csv, _exceptions.csv, _stats_history.csv and an HTML report; the
@@ -41,6 +42,13 @@ from stack import PROCESSES, Database, log  # noqa: E402
 RESULTS = REPO_ROOT / "loadtest" / "results"
 LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
 REDIS_URL = os.environ.get("LOADTEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# nginx's per-address limits during the run (all Locust users share one address).
+LOADTEST_LIMITS = {
+    "NGINX_RATE_AUTH": "60000r/m",
+    "NGINX_RATE_API": "100000r/s",
+    "NGINX_RATE_GENERAL": "100000r/s",
+    "NGINX_CONN_PER_IP": "10000",
+}
 # (products, orders, users) seeded per shape.
 SIZES = {
     "steady": (2_000, 5_000, 200),
@@ -100,6 +108,7 @@ def main() -> int:
         if args.shape == "stress":
             env_locust["LOADTEST_RESULT"] = str(RESULTS / f"{stamp}-stress.json")
         host = args.host
+        limits: dict[str, str] | str = "those of the stack under test (LOADTEST_HOST)"
         if not host:
             products, orders, users = SIZES[args.shape]
             env_locust.setdefault("LOADTEST_SHOPPERS", str(users))
@@ -119,8 +128,16 @@ def main() -> int:
             stack.seed(env, products=products, orders=orders, users=users)
             stack.storefront_command(["collectstatic", "--noinput", "--verbosity", "0"], env)
             g = stack.start_gunicorn(env, workdir / "gunicorn.log")
-            host = g.url
-            log(f"gunicorn serving on {host} (log {workdir / 'gunicorn.log'})")
+            front = stack.start_nginx(
+                workdir / "nginx",
+                g.url,
+                static_root=workdir / "static",
+                media_root=workdir / "var" / "media",
+                variables=LOADTEST_LIMITS,
+            )
+            host = front.url
+            limits = dict(LOADTEST_LIMITS)
+            log(f"nginx on {host} → gunicorn on {g.url}; nginx limits for the run: {limits}")
         else:
             log(f"load testing {host} (LOADTEST_HOST): nothing started")
         # Locust itself is bounded by its shape; the timeout is a backstop.
@@ -149,6 +166,8 @@ def main() -> int:
         result.update(
             shape=args.shape,
             host=host,
+            path="locust → nginx → gunicorn" if not args.host else "locust → LOADTEST_HOST",
+            nginx_limits=limits,
             elapsed_s=round(time.monotonic() - started, 1),
             locust_exit=proc.returncode,
         )

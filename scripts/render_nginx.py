@@ -16,13 +16,16 @@ gets its default. Writes:
     OUT/logs/ OUT/tmp/
 
 NGINX_UPSTREAMS is built from NGINX_UPSTREAM_SOCKETS (space-separated `unix:/path` or
-`host:port` entries) unless given literally. The microcache lives in OUT/cache unless
+`host:port` entries) unless given literally; NGINX_REAL_IP_FROM likewise from
+NGINX_TRUSTED_PROXIES (space-separated addresses or CIDRs of load balancers in front of nginx),
+and NGINX_HTTPS_PUBLIC_PORT defaults to the port of NGINX_LISTEN_HTTPS. The microcache lives in OUT/cache unless
 NGINX_CACHE_DIR says otherwise; NGINX_MICROCACHE=off turns it off (on by default).
 """
 
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import shutil
@@ -63,6 +66,9 @@ def defaults(out: Path) -> dict[str, str]:
         "NGINX_CACHE_DIR": str(out / "cache"),
         "NGINX_MICROCACHE": "on",
         "NGINX_MICROCACHE_SECONDS": "1s",
+        "NGINX_HTTPS_PUBLIC_PORT": "",
+        "NGINX_TRUSTED_PROXIES": "",
+        "NGINX_REAL_IP_FROM": "",
     }
 
 
@@ -71,6 +77,26 @@ def upstream_lines(sockets: str) -> str:
     if not entries:
         raise SystemExit("NGINX_UPSTREAM_SOCKETS lists no socket")
     return "\n    ".join(f"server {entry} {UPSTREAM_OPTIONS};" for entry in entries)
+
+
+def real_ip_lines(proxies: str) -> str:
+    """`set_real_ip_from` per trusted proxy; a comment when there is none (nothing is trusted)."""
+    entries = proxies.replace(",", " ").split()
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SystemExit(
+                f"NGINX_TRUSTED_PROXIES: {entry!r} is not an IP address or CIDR range"
+            ) from None
+    if not entries:
+        return "# No trusted proxy in front (NGINX_TRUSTED_PROXIES): forwarded headers are ignored."
+    return "\n".join(f"set_real_ip_from {entry};" for entry in entries)
+
+
+def port_of(listen: str) -> str:
+    """The port of a `listen` value: "8443", "127.0.0.1:8443", "[::1]:8443" -> "8443"."""
+    return listen.rsplit(":", 1)[-1] if not listen.isdigit() else listen
 
 
 def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str, str]:
@@ -93,6 +119,14 @@ def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str
         )
     if not values["NGINX_UPSTREAMS"]:
         values["NGINX_UPSTREAMS"] = upstream_lines(values["NGINX_UPSTREAM_SOCKETS"])
+    if not values["NGINX_REAL_IP_FROM"]:
+        values["NGINX_REAL_IP_FROM"] = real_ip_lines(values["NGINX_TRUSTED_PROXIES"])
+    if not values["NGINX_HTTPS_PUBLIC_PORT"]:
+        values["NGINX_HTTPS_PUBLIC_PORT"] = port_of(values["NGINX_LISTEN_HTTPS"])
+    if not values["NGINX_HTTPS_PUBLIC_PORT"].isdigit():
+        raise SystemExit(
+            f"NGINX_HTTPS_PUBLIC_PORT must be a port number, not {values['NGINX_HTTPS_PUBLIC_PORT']!r}"
+        )
     return values
 
 

@@ -10,7 +10,7 @@
 # NGINX_LISTEN_HTTP (127.0.0.1:8000) and NGINX_LISTEN_HTTPS (127.0.0.1:8443).
 # Without nginx (or with GUNICORN_BIND set): gunicorn alone on GUNICORN_BIND (127.0.0.1:8000).
 # With a broker (REDIS_URL or CELERY_BROKER_URL): a Celery worker (CELERY_CONCURRENCY, default 2)
-# and beat as well.
+# and beat as well. STOREFRONT_SITE_URL (links in emails) defaults to the HTTP address served.
 #
 # honcho supervises them all from a Procfile generated into var/Procfile: Ctrl-C or SIGTERM
 # stops every process, and so does any one of them exiting.
@@ -86,6 +86,11 @@ if ((use_nginx)); then
   nginx_args=(-p "$var_dir/nginx" -c "$var_dir/nginx/nginx.conf" -e "$var_dir/nginx/logs/error.log")
   nginx "${nginx_args[@]}" -t -q
   base_url="http://$(with_port "$NGINX_LISTEN_HTTP")"
+fi
+
+# Links in emails sent by Celery (no request to take the address from) point where we serve.
+if [[ -z "${STOREFRONT_SITE_URL:-}" && "$base_url" == http* ]]; then
+  export STOREFRONT_SITE_URL="$base_url"
 fi
 
 "$VENV/bin/python" - "$base_url" <<'PY'

@@ -282,7 +282,16 @@ def _container_env(compose: dict[str, Any]) -> dict[str, str]:
         if line and not line.startswith("#") and "=" in line:
             name, value = line.split("=", 1)
             env[name] = value
-    env.update({k: str(v) for k, v in _services(compose)["nginx"]["environment"].items()})
+    # compose interpolates ${NAME:-default} in compose.yaml from .env (and the shell) first.
+    interpolated = {
+        k: re.sub(
+            r"\$\{(\w+)(?::-([^}]*))?\}",
+            lambda m: env.get(m.group(1)) or (m.group(2) or ""),
+            str(v),
+        )
+        for k, v in _services(compose)["nginx"]["environment"].items()
+    }
+    env.update(interpolated)
     return env
 
 

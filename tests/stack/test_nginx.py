@@ -607,6 +607,37 @@ def test_login_burst_gets_429(nginx: Nginx) -> None:
     assert statuses[6:] == [429] * 4, statuses
 
 
+@pytest.mark.parametrize(
+    ("path", "client_address"),
+    [
+        ("/accounts/password/reset/", "127.0.0.3"),
+        ("/accounts/reset/MQ/set-password/", "127.0.0.4"),
+        ("/accounts/password/change/", "127.0.0.5"),
+    ],
+)
+def test_password_forms_are_limited_like_login(
+    nginx: Nginx, path: str, client_address: str
+) -> None:
+    """Each from an address of its own, so no test spends another's allowance."""
+    statuses = []
+    for _ in range(10):
+        conn = http.client.HTTPConnection(
+            "127.0.0.1", nginx.http_port, timeout=10, source_address=(client_address, 0)
+        )
+        try:
+            conn.request(
+                "POST",
+                path,
+                body=b"email=someone%40example.test",
+                headers={"Host": "localhost", "Content-Type": "application/x-www-form-urlencoded"},
+            )
+            statuses.append(conn.getresponse().status)
+        finally:
+            conn.close()
+    assert statuses[:6].count(429) == 0, statuses
+    assert statuses[6:] == [429] * 4, statuses
+
+
 def test_dead_upstream_gives_friendly_502_with_headers(
     stack_server: StackServer, tmp_path: Path
 ) -> None:
@@ -984,8 +1015,12 @@ def test_production_http_redirects_with_headers_and_answers_acme(
     try:
         answer = fetch(prod.http_port, "/products/?page=2")
         assert answer.status == 301
-        assert answer.headers["location"] == "https://localhost/products/?page=2"
+        # To the host the client asked for and the HTTPS port users reach.
+        assert answer.headers["location"] == f"https://localhost:{prod.https_port}/products/?page=2"
         assert_security_headers(answer)
+        # A client claiming HTTPS is not believed: no trusted proxy is configured.
+        spoofed = fetch(prod.http_port, "/products/", headers={"X-Forwarded-Proto": "https"})
+        assert spoofed.status == 301
         acme = fetch(prod.http_port, "/.well-known/acme-challenge/token123")
         assert (acme.status, acme.body) == (200, b"proof")
         # The container healthcheck's plain-HTTP probe is answered, not redirected.
@@ -1016,3 +1051,75 @@ def test_renderer_matches_envsubst(profile: str, tmp_path: Path) -> None:
             check=True,
         ).stdout
         assert ours.read_text() == theirs, template.name
+
+
+def api_next_link(port: int, headers: dict[str, str]) -> str:
+    answer = fetch(
+        port, "/api/products/?page_size=2", headers={"Accept": "application/json", **headers}
+    )
+    assert answer.status == 200, answer.body[:300]
+    return json.loads(answer.body)["next"]
+
+
+def test_forwarded_headers_from_an_untrusted_client_are_ignored(nginx: Nginx) -> None:
+    forged = {
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "localhost:9443",
+        "X-Forwarded-For": "203.0.113.9",
+    }
+    link = api_next_link(nginx.http_port, {"Host": f"localhost:{nginx.http_port}", **forged})
+    assert link.startswith(f"http://localhost:{nginx.http_port}/api/products/?"), link
+    page = fetch(nginx.http_port, "/products/?x=1", headers=forged)
+    assert "strict-transport-security" not in page.headers
+
+
+def test_a_trusted_load_balancer_forwards_scheme_host_and_port(
+    stack_server: StackServer, tmp_path: Path
+) -> None:
+    """NGINX_TRUSTED_PROXIES=127.0.0.1: a balancer on loopback terminated TLS on :9443."""
+    balanced = start_nginx(
+        tmp_path / "balanced",
+        [stack_server.netloc],
+        stack_server.env,
+        profile="production",
+        extra={"NGINX_TRUSTED_PROXIES": "127.0.0.1/32 10.0.0.0/8"},
+    )
+    try:
+        forwarded = {
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "localhost:9443",
+            "X-Forwarded-For": "203.0.113.9",
+        }
+        # Served on the plain HTTP port (the balancer already did TLS), not redirected.
+        link = api_next_link(balanced.http_port, forwarded)
+        assert link.startswith("https://localhost:9443/api/products/?"), link
+        page = fetch(balanced.http_port, "/products/?lb=1", headers=forwarded)
+        assert page.status == 200
+        assert_security_headers(page, https=True)
+        # Without the balancer's word it is plain HTTP: redirected to HTTPS.
+        direct = fetch(balanced.http_port, "/products/?lb=2")
+        assert direct.status == 301
+        assert direct.headers["location"].startswith(f"https://localhost:{balanced.https_port}/")
+        # The client address is the one the balancer reported (nginx's access log).
+        access_log = (tmp_path / "balanced" / "logs" / "access.log").read_text()
+        assert "203.0.113.9" in access_log
+    finally:
+        stop(balanced.proc)
+
+
+def test_production_redirect_to_the_default_https_port_names_no_port(
+    stack_server: StackServer, tmp_path: Path
+) -> None:
+    prod = start_nginx(
+        tmp_path / "prod443",
+        [stack_server.netloc],
+        stack_server.env,
+        profile="production",
+        extra={"NGINX_HTTPS_PUBLIC_PORT": "443"},
+    )
+    try:
+        answer = fetch(prod.http_port, "/cart/", headers={"Host": "shop.example:8080"})
+        assert answer.status == 301
+        assert answer.headers["location"] == "https://shop.example/cart/"
+    finally:
+        stop(prod.proc)

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,73 +15,11 @@ from pathlib import Path
 import pytest
 
 from storefront.orders.seeding import DEMO_CUSTOMER, DEMO_STAFF
-from tests.stack.conftest import ISOLATED_VARIABLES, REPO_ROOT, free_port
+from tests.stack.conftest import ISOLATED_VARIABLES, REPO_ROOT, RunScript, free_port
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("make-run")]
 
 VENV = Path(sys.prefix)
-
-
-class RunScript:
-    """scripts/run.sh in its own session, so a signal can go to its whole process group the
-    way a terminal's Ctrl-C does."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.output: list[str] = []
-        self.proc = subprocess.Popen(
-            ["bash", str(REPO_ROOT / "scripts" / "run.sh")],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def wait_until_serving(self, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"run.sh exited with {self.proc.returncode}:\n{self.text[-4000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    assert response.status == 200
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.interrupt()
-        pytest.fail(f"run.sh did not serve {url} within {timeout:.0f}s:\n{self.text[-4000:]}")
-
-    def interrupt(self) -> int:
-        """Ctrl-C: SIGINT to the process group; returns the exit status."""
-        pgid = os.getpgid(self.proc.pid)
-        os.killpg(pgid, signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            self._reader.join(timeout=5)
-
-    def survivors(self) -> bool:
-        """True when a process of the group outlives the master by 5s (orphaned workers)."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return False
-            time.sleep(0.1)  # maybe a zombie not yet reaped by init
-        return True
 
 
 @pytest.fixture
