@@ -1,5 +1,4 @@
 from django.conf import settings
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
 from storefront.accounts import views
@@ -19,7 +18,26 @@ urlpatterns = [
         )(views.LoginPage.as_view()),
         name="login",
     ),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", views.LogoutPage.as_view(), name="logout"),
     path("signup/", views.signup_page, name="signup"),
     path("profile/", views.profile_page, name="profile"),
+    # Password reset by email (the link carries the host, port and scheme the visitor used).
+    path("password/reset/", views.PasswordResetPage.as_view(), name="password_reset"),
+    path(
+        "password/reset/done/",
+        views.PasswordResetDonePage.as_view(),
+        name="password_reset_done",
+    ),
+    path("reset/done/", views.PasswordResetCompletePage.as_view(), name="password_reset_complete"),
+    path(
+        "reset/<uidb64>/<token>/",
+        views.PasswordResetConfirmPage.as_view(),
+        name="password_reset_confirm",
+    ),
+    path("password/change/", views.PasswordChangePage.as_view(), name="password_change"),
+    path(
+        "password/change/done/",
+        views.PasswordChangeDonePage.as_view(),
+        name="password_change_done",
+    ),
 ]

@@ -21,6 +21,11 @@ def customer_dashboard_page(request: HttpRequest) -> HttpResponse:
         request,
         "dashboards/customer.html",
         {
+            # A customer who never ordered gets a pointer to the products, not zeros and an
+            # empty chart; one whose orders are all cancelled or older than the chart's months
+            # gets their orders without the chart.
+            "has_orders": bool(figures.recent_orders),
+            "has_spending": any(spent for _, spent in figures.spending),
             "totals": figures.totals,
             "recent_orders": figures.recent_orders,
             "spending": figures.spending,

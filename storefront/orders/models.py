@@ -92,8 +92,45 @@ class OrderLine(models.Model):
         return self.unit_price * self.quantity
 
 
+class CartItem(models.Model):
+    """One line of a signed-in customer's saved cart: the durable copy of their session cart.
+
+    The session stays the read path (the header badge and the cart page read it without a
+    query); every change a signed-in customer makes is written here too, so the cart outlives
+    logout and is merged back into the session at the next login (see orders/cart.py).
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="cart_items",
+        db_index=False,  # the (user, product) unique constraint's index starts with user
+    )
+    product = models.ForeignKey(
+        "catalog.Product", on_delete=models.CASCADE, related_name="cart_items", db_index=False
+    )
+    quantity = models.PositiveIntegerField()
+    # Tells operators how stale a saved cart is (carts are never expired automatically).
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "product"], name="cartitem_user_product_uniq"),
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="cartitem_quantity_positive"),
+        ]
+        indexes = [
+            # Deleting a product deletes its saved-cart lines: find them without a scan.
+            models.Index(fields=["product"], name="cartitem_product_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} × product #{self.product_id} for user #{self.user_id}"
+
+
 class EmailDelivery(models.Model):
-    """One email the shop must send once (order confirmation, low-stock alert) and its fate.
+    """One email the shop must send once (order confirmation, low-stock alert, password reset)
+    and its fate.
 
     The idempotency key (e.g. "order-confirmation:<order id>") is unique: the Celery task that
     sends the email claims this row first, so a redelivered or duplicated task finds it sent and
@@ -103,6 +140,7 @@ class EmailDelivery(models.Model):
     class Kind(models.TextChoices):
         ORDER_CONFIRMATION = "order_confirmation", "Order confirmation"
         LOW_STOCK = "low_stock", "Low-stock alert"
+        PASSWORD_RESET = "password_reset", "Password reset"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

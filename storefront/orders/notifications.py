@@ -1,5 +1,8 @@
 """Order emails: the customer's confirmation and the staff's low-stock alert, each sent once.
 
+`deliver_once` and `keyed_message` are the shop's way of sending any email once; the accounts
+app sends its password-reset emails through them too (storefront/accounts/notifications.py).
+
 Each email has an EmailDelivery row with a unique idempotency key ("order-confirmation:<order
 id>", "low-stock:<order id>"). Sending it:
 
@@ -85,7 +88,7 @@ def confirmations_to_resend(*, older_than: timedelta, stuck_after: timedelta) ->
 
 def send_order_confirmation(*, order_id: int) -> str:
     """Email the customer their order (lines, total, link); once. Returns the final status."""
-    return _deliver(
+    return deliver_once(
         key=order_confirmation_key(order_id),
         kind=Kind.ORDER_CONFIRMATION,
         order_id=order_id,
@@ -100,7 +103,7 @@ def send_low_stock_alert(*, order_id: int, product_ids: list[int]) -> str:
     that crossed the threshold with this order, so a product already low is not re-announced on
     every sale. No staff recipients: the delivery is recorded as skipped.
     """
-    return _deliver(
+    return deliver_once(
         key=low_stock_key(order_id),
         kind=Kind.LOW_STOCK,
         order_id=order_id,
@@ -121,9 +124,16 @@ def staff_alert_recipients() -> list[str]:
     )
 
 
-def _deliver(
-    *, key: str, kind: str, order_id: int, build: Callable[[], EmailMultiAlternatives | None]
+def deliver_once(
+    *,
+    key: str,
+    kind: str,
+    build: Callable[[], EmailMultiAlternatives | None],
+    order_id: int | None = None,
 ) -> str:
+    """Send the message `build` returns under the EmailDelivery row `key`, unless that row is
+    already sent or skipped (steps 1-3 above); `build` returning None records it as skipped.
+    Returns the final status; SMTP errors propagate (the task retries) after recording them."""
     delivery, _ = EmailDelivery.objects.get_or_create(
         idempotency_key=key, defaults={"kind": kind, "order_id": order_id}
     )
@@ -223,15 +233,29 @@ def _low_stock_message(*, order_id: int, product_ids: list[int]) -> EmailMultiAl
 def _message(
     *, key: str, subject: str, to: list[str], template: str, context: dict[str, object]
 ) -> EmailMultiAlternatives:
+    return keyed_message(
+        key=key,
+        subject=subject,
+        to=to,
+        body=render_to_string(f"{template}.txt", context),
+        html=render_to_string(f"{template}.html", context),
+    )
+
+
+def keyed_message(
+    *, key: str, subject: str, to: list[str], body: str, html: str = ""
+) -> EmailMultiAlternatives:
+    """A text (+ HTML) email whose Message-ID is derived from its delivery's idempotency key."""
     host = urlsplit(settings.STOREFRONT_SITE_URL).hostname or "storefront"
     message = EmailMultiAlternatives(
         subject=subject,
-        body=render_to_string(f"{template}.txt", context),
+        body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=to,
         # The same Message-ID on every attempt: a copy sent in the at-least-once window is
         # recognisably the same message.
         headers={"Message-ID": f"<{key.replace(':', '.')}@{host}>"},
     )
-    message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    if html:
+        message.attach_alternative(html, "text/html")
     return message

@@ -42,6 +42,7 @@ from storefront.dashboards.models import DailySales, ProductDailySales, ProductS
 from storefront.dashboards.services import refresh_daily_sales
 from storefront.orders.models import Order, OrderLine
 from storefront.orders.services import NUMBER_ALPHABET
+from storefront.orders.shipping import profile_shipping_address
 
 # (username, password) of the demo accounts; `make run` prints them.
 DEMO_CUSTOMER = ("demo", "demo-shopper-2026")
@@ -898,7 +899,7 @@ class _Shopper:
 
     @classmethod
     def of(cls, user: User) -> _Shopper:
-        return cls(user.id, user.display_name, user.shipping_address)
+        return cls(user.id, user.display_name, profile_shipping_address(user=user))
 
 
 def _load_shoppers(
@@ -930,7 +931,9 @@ def _load_shoppers(
             street = f"{rng.randrange(1, 200)} {rng.choice(STREETS)}"
             joined = clock.midnight - int(86_400 * (HISTORY_DAYS + rng.random() * HISTORY_DAYS))
             full_name = f"{first} {last}"
-            shoppers.append(_Shopper(user_id, full_name, f"{street}\n{postcode} {city}\n{COUNTRY}"))
+            # The address lines as profile_shipping_address() writes them for a real checkout.
+            address = "\n".join((street, city, postcode, COUNTRY))
+            shoppers.append(_Shopper(user_id, full_name, address))
             yield (
                 user_id,
                 password,

@@ -16,7 +16,8 @@ from storefront.accounts.models import User
 from storefront.catalog.models import Product
 from storefront.dashboards.services import record_order as record_sales
 from storefront.orders import notifications, tasks
-from storefront.orders.models import Order, OrderLine
+from storefront.orders.models import CartItem, Order, OrderLine
+from storefront.orders.shipping import profile_shipping_address
 
 # Unambiguous characters (no 0/O, 1/I/L) for order numbers read over the phone.
 NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -101,7 +102,7 @@ def place_order(
         total=sum((line.unit_price * line.quantity for line in lines), Decimal("0")),
         item_count=sum(merged.values()),
         shipping_name=shipping_name or user.display_name,
-        shipping_address=shipping_address or user.shipping_address,
+        shipping_address=shipping_address or profile_shipping_address(user=user),
     )
     _save_with_unique_number(order)
     for line in lines:
@@ -113,6 +114,30 @@ def place_order(
     _send_order_emails_after_commit(order, products, merged)
     record_sales(order=order, lines=lines)  # last: it locks the day's sales row until commit
     return order
+
+
+@transaction.atomic
+def place_order_from_cart(
+    *,
+    user: User,
+    items: list[OrderItem],
+    shipping_name: str = "",
+    shipping_address: str = "",
+) -> Order:
+    """The checkout of the cart: place_order, and the customer's saved cart emptied in the same
+    transaction, so a placed order's lines never come back at the next login and a refused
+    order keeps them (its CheckoutError rolls the emptying back too).
+
+    The saved cart is emptied first: place_order takes the day's sales row lock last, and
+    holding it while this delete runs would slow every other checkout.
+    """
+    CartItem.objects.filter(user=user).delete()
+    return place_order(
+        user=user,
+        items=items,
+        shipping_name=shipping_name,
+        shipping_address=shipping_address,
+    )
 
 
 def _invalidate_stock_after_commit(products: dict[int, Product], sold: dict[int, int]) -> None:
@@ -172,3 +197,104 @@ def _save_with_unique_number(order: Order, attempts: int = 5) -> None:
         except IntegrityError:
             if attempt == attempts - 1:
                 raise
+
+
+# The saved cart: the durable copy of a signed-in customer's session cart (see orders/cart.py).
+
+
+@transaction.atomic
+def saved_cart_set_line(*, user: User, product_id: int, quantity: int) -> None:
+    """Insert or update one saved-cart line; the caller has checked quantity and stock."""
+    _save_cart_items([CartItem(user=user, product_id=product_id, quantity=quantity)])
+
+
+@transaction.atomic
+def saved_cart_remove_line(*, user: User, product_id: int) -> None:
+    CartItem.objects.filter(user=user, product_id=product_id).delete()
+
+
+@dataclass(frozen=True)
+class SavedCartMerge:
+    # product id -> quantity: the saved lines (oldest first), then the newly added ones.
+    items: dict[int, int]
+    # What had to change (capped or dropped lines), in words for the customer.
+    notes: list[str]
+
+
+@transaction.atomic
+def saved_cart_merge(*, user: User, items: dict[int, int]) -> SavedCartMerge:
+    """Add `items` (an anonymous cart, product id -> quantity) to the user's saved cart.
+
+    Quantities of a product in both add up, capped at STOREFRONT_MAX_LINE_QUANTITY and at the
+    stock; lines whose product is gone, no longer sold or out of stock are dropped. The saved
+    cart is rewritten to the result, which is returned for the session.
+    """
+    # Lock the user's row: two logins of one customer at once (two devices) then merge one
+    # after the other instead of both writing over the same saved lines.
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+    saved = dict(
+        CartItem.objects.filter(user=user).order_by("id").values_list("product_id", "quantity")
+    )
+    wanted = dict(saved)
+    for product_id, quantity in items.items():
+        if quantity > 0:
+            wanted[product_id] = wanted.get(product_id, 0) + quantity
+    if not wanted:
+        return SavedCartMerge(items={}, notes=[])
+
+    products = {
+        p.id: p
+        for p in Product.objects.filter(id__in=wanted).only("id", "name", "stock", "is_active")
+    }
+    limit = settings.STOREFRONT_MAX_LINE_QUANTITY
+    merged: dict[int, int] = {}
+    notes: list[str] = []
+    if any(product_id not in products for product_id in wanted):
+        notes.append("A product in your cart was removed from the shop.")
+    for product_id, quantity in wanted.items():
+        product = products.get(product_id)
+        if product is None:
+            continue
+        if not product.is_active:
+            notes.append(f"{product.name} is no longer sold and was taken out of your cart.")
+        elif product.stock < 1:
+            notes.append(f"{product.name} is out of stock and was taken out of your cart.")
+        else:
+            kept = min(quantity, limit, product.stock)
+            if kept < quantity:
+                why = (
+                    f"only {product.stock} in stock"
+                    if product.stock < limit
+                    else f"at most {limit} of one product"
+                )
+                notes.append(f"{product.name}: quantity lowered from {quantity} to {kept} ({why}).")
+            merged[product_id] = kept
+
+    dropped = [product_id for product_id in saved if product_id not in merged]
+    if dropped:
+        CartItem.objects.filter(user=user, product_id__in=dropped).delete()
+    _save_cart_items(
+        [
+            CartItem(user=user, product_id=product_id, quantity=quantity)
+            for product_id, quantity in merged.items()
+            if saved.get(product_id) != quantity
+        ]
+    )
+    return SavedCartMerge(items=merged, notes=notes)
+
+
+def _save_cart_items(items: list[CartItem]) -> None:
+    """Upsert on (user, product): one statement, whether the lines exist or not."""
+    if not items:
+        return
+    for item in items:
+        # No lookups: the caller holds the user and has just read the products.
+        item.full_clean(
+            exclude=["user", "product"], validate_unique=False, validate_constraints=False
+        )
+    CartItem.objects.bulk_create(
+        items,
+        update_conflicts=True,
+        unique_fields=["user", "product"],
+        update_fields=["quantity", "updated_at"],
+    )

@@ -13,6 +13,7 @@ from storefront.orders import selectors, services
 from storefront.orders.cart import Cart, CartError
 from storefront.orders.forms import CheckoutForm, QuantityForm
 from storefront.orders.models import Order
+from storefront.orders.shipping import profile_shipping_address
 
 
 def _cart_page(request: HttpRequest, *, errors: list[str] | None = None, status: int = 200):
@@ -40,15 +41,22 @@ def _change_cart(request: HttpRequest, product_id: int, *, replace: bool) -> Htt
     if not form.is_valid():
         return _cart_page(request, errors=form.errors["quantity"], status=400)
     product = _product_for_cart(product_id)
-    cart = Cart(request.session)
+    cart = Cart(request.session, user=request.user)
+    before = cart.quantity_of(product.id)
+    quantity = form.cleaned_data["quantity"]
     try:
         if replace:
-            cart.set(product=product, quantity=form.cleaned_data["quantity"])
+            cart.set(product=product, quantity=quantity)
         else:
-            cart.add(product=product, quantity=form.cleaned_data["quantity"])
+            cart.add(product=product, quantity=quantity)
     except CartError as exc:
         return _cart_page(request, errors=[str(exc)], status=409)
-    messages.success(request, f"{product.name} is in your cart.")
+    if not replace or not before:
+        messages.success(request, f"{product.name} is in your cart.")
+    elif before == quantity:
+        messages.info(request, f"{product.name}: quantity is still {quantity}.")
+    else:
+        messages.success(request, f"{product.name}: quantity changed from {before} to {quantity}.")
     return redirect("orders:cart")
 
 
@@ -64,7 +72,18 @@ def cart_update(request: HttpRequest, product_id: int) -> HttpResponse:
 
 @require_POST
 def cart_remove(request: HttpRequest, product_id: int) -> HttpResponse:
-    Cart(request.session).remove(product_id=product_id)
+    cart = Cart(request.session, user=request.user)
+    was_in_cart = cart.quantity_of(product_id) > 0
+    # Removed even when the product is gone from the shop: its id would linger in the session.
+    cart.remove(product_id=product_id)
+    product = product_for_cart(product_id=product_id)
+    if product is None:
+        if was_in_cart:
+            messages.success(request, "Removed a product that is no longer sold from your cart.")
+    elif was_in_cart:
+        messages.success(request, f"Removed {product.name} from your cart.")
+    else:
+        messages.info(request, f"{product.name} was not in your cart.")
     return redirect("orders:cart")
 
 
@@ -74,7 +93,10 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
     user = request.user
     form = CheckoutForm(
         request.POST or None,
-        initial={"shipping_name": user.display_name, "shipping_address": user.shipping_address},
+        initial={
+            "shipping_name": user.display_name,
+            "shipping_address": profile_shipping_address(user=user),
+        },
     )
     status = 200
     errors: list[str] = []
@@ -84,7 +106,7 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
                 services.OrderItem(product_id=pid, quantity=qty) for pid, qty in cart.items.items()
             ]
             try:
-                order = services.place_order(user=user, items=items, **form.cleaned_data)
+                order = services.place_order_from_cart(user=user, items=items, **form.cleaned_data)
             except services.CheckoutError as exc:
                 errors, status = exc.messages, 409
             else:

@@ -525,6 +525,12 @@ class WatchedPage:
         match = [r for r in self.bad_responses if r.startswith(f"{status} ") and path_fragment in r]
         assert match, f"expected a {status} for {path_fragment}, saw {self.bad_responses}"
         self.bad_responses.remove(match[0])
+        # Chromium also logs the navigation's status as a console error ("Failed to load
+        # resource: the server responded with a status of 400 ()") naming the same URL.
+        url = match[0].split(" ", 1)[1]
+        logged = [e for e in self.console_errors if f"status of {status}" in e and url in e]
+        if logged:
+            self.console_errors.remove(logged[0])
 
     def assert_clean(self) -> None:
         problems = {

@@ -120,3 +120,24 @@ def test_auth_pages_query_budget(client: Client) -> None:
     client.force_login(UserFactory())
     # The user; the session comes from the cache (cached_db).
     assert queries_for(client, "/accounts/profile/") == 1
+
+
+def test_login_page_offers_signup_that_comes_back_to_next(client: Client) -> None:
+    login_page = client.get("/accounts/login/?next=/checkout/").content.decode()
+    assert 'id="signup-link" href="/accounts/signup/?next=/checkout/"' in login_page
+    signup_page = client.get("/accounts/signup/?next=/checkout/").content.decode()
+    assert '<input type="hidden" name="next" value="/checkout/">' in signup_page
+    response = client.post("/accounts/signup/", {**SIGNUP, "next": "/checkout/"})
+    assert response.status_code == 302
+    assert response["Location"] == "/checkout/"
+
+
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/", "//evil.example/checkout/", "javascript:alert(1)"]
+)
+def test_signup_ignores_a_next_that_leaves_the_site(client: Client, target: str) -> None:
+    page = client.get("/accounts/signup/", {"next": target}).content.decode()
+    assert "evil.example" not in page and "javascript:" not in page
+    response = client.post("/accounts/signup/", {**SIGNUP, "next": target})
+    assert response.status_code == 302
+    assert response["Location"] == "/dashboard/"

@@ -222,3 +222,36 @@ def test_staff_part_keys_rotate_with_a_one_second_bucket(settings) -> None:
     assert key.rsplit(":t", 1)[1] in {str(before), str(before + 1)}
     time.sleep(1.1)
     assert cached.staff_part_key("revenue") != key
+
+
+def test_new_customer_dashboard_shows_an_empty_state_not_an_empty_chart(client: Client) -> None:
+    client.force_login(UserFactory(full_name="Newbie"))
+    response = client.get("/dashboard/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Hello, Newbie" in body
+    assert "You have not ordered anything yet." in body
+    assert '<a class="btn btn-primary" href="/products/">Browse products</a>' in body
+    assert "<canvas" not in body
+    assert "spending-chart-data" not in body
+    assert "chart-4.6.1.umd.min.js" not in body
+    assert 'id="stat-spent"' not in body
+
+
+def test_customer_with_only_cancelled_orders_sees_them_without_a_chart(client: Client) -> None:
+    user = UserFactory()
+    cancelled = order_with_lines(user=user, products=[ProductFactory()])
+    Order.objects.filter(pk=cancelled.pk).update(status=Order.Status.CANCELLED)
+    client.force_login(user)
+    body = client.get("/dashboard/").content.decode()
+    assert cancelled.number in body
+    assert "Nothing spent in the last 12 months." in body
+    assert "<canvas" not in body
+    assert "You have not ordered anything yet." not in body
+
+
+def test_empty_dashboard_keeps_the_query_budget(client: Client) -> None:
+    client.force_login(UserFactory())
+    # The empty state is decided from the same figures: no extra query, cold or cached.
+    assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES
+    assert queries_for(client, "/dashboard/") == CUSTOMER_DASHBOARD_QUERIES_CACHED
