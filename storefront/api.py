@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from storefront.error_pages import NO_API_ENDPOINT
 from storefront.pagination import ordering_fields, reverse_ordering, rows_after
 
 
@@ -197,7 +198,9 @@ class ApiNotFound(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    # Set per route with as_view(detail=...), e.g. for a malformed product slug.
+    detail = NO_API_ENDPOINT
 
     def http_method_not_allowed(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         # DRF routes every method without a handler here: all of them get the same 404.
-        raise exceptions.NotFound("There is no API endpoint at this address.")
+        raise exceptions.NotFound(self.detail)

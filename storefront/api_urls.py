@@ -10,6 +10,13 @@ urlpatterns = [
     path("auth/token/", TokenObtainApi.as_view(), name="api-token"),
     path("products/", ProductListApi.as_view(), name="api-product-list"),
     path("products/<slug:slug>/", ProductDetailApi.as_view(), name="api-product-detail"),
+    # Anything else there (a space, a %, an accent) can be no product's slug.
+    re_path(
+        r"^products/[^/]+/$",
+        ApiNotFound.as_view(
+            detail="No product has that slug: slugs are letters, digits, hyphens and underscores."
+        ),
+    ),
     path("orders/", OrderListCreateApi.as_view(), name="api-order-list"),
     path("orders/<str:number>/", OrderDetailApi.as_view(), name="api-order-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -77,6 +77,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: body-less 4xx get the site's error page, /api/ errors JSON (storefront/error_pages.py).
+    "storefront.error_pages.ErrorPageMiddleware",
 ]
 
 ROOT_URLCONF = "storefront.urls"
@@ -304,8 +306,14 @@ globals().update(EMAIL_CONFIG)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Storefront <shop@storefront.test>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-# Absolute base of links in emails (order confirmation), no trailing slash.
-STOREFRONT_SITE_URL = env.str("STOREFRONT_SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Absolute base of links in emails sent without a request (order confirmation, by Celery), no
+# trailing slash. `make run` sets it to the address it serves; production defaults to HTTPS on
+# the first ALLOWED_HOSTS name. (Emails sent during a request, such as password reset, use the
+# scheme, host and port of that request.)
+STOREFRONT_SITE_URL = env.str(
+    "STOREFRONT_SITE_URL",
+    default=f"https://{ALLOWED_HOSTS[0]}" if IS_PRODUCTION else "http://127.0.0.1:8000",
+).rstrip("/")
 # Who gets low-stock alerts (comma separated); empty: every active staff user with an email.
 STOREFRONT_STAFF_ALERT_EMAILS = env.list("STOREFRONT_STAFF_ALERT_EMAILS", default=[])
 
@@ -368,8 +376,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
+    # The browsable API's inline styles break nginx's CSP (style-src 'self'): DJANGO_DEBUG only.
+    # Elsewhere a browser gets JSON, even for Accept: text/html; /api/docs/ documents the API.
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
-    + ([] if IS_PRODUCTION else ["rest_framework.renderers.BrowsableAPIRenderer"]),
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "storefront.api_negotiation.FirstRendererWhenNoneAccepted",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "storefront.api.exception_handler",
 }

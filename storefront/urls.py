@@ -30,5 +30,11 @@ if settings.SERVE_MEDIA:
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
     ]
 
+# Error pages in the site's words, and JSON under /api/ (storefront/error_pages.py).
+handler400 = "storefront.error_pages.bad_request"
+handler403 = "storefront.error_pages.permission_denied"
+handler404 = "storefront.error_pages.page_not_found"
+handler500 = "storefront.error_pages.server_error"
+
 admin.site.site_header = "Storefront administration"
 admin.site.site_title = "Storefront admin"

@@ -10,7 +10,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from storefront import caching
+from storefront import caching, pagination
 from storefront.catalog.models import PRODUCT_SEARCH_VECTOR, SEARCH_CONFIG, Category, Product
 
 # Sort keys accepted by the listing and the API, mapped to an ordering with a unique tiebreaker
@@ -119,6 +119,25 @@ def product_listing(
         else:
             qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
     return qs.order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["newest"]))
+
+
+def product_count_estimate(*, products: QuerySet[Product]) -> int | None:
+    """About how many products a listing holds (PostgreSQL's planner estimate), or None.
+
+    For listings longer than the numbered pages, whose exact COUNT would read every match.
+    Cached per filter set (the sort does not change the count) in the catalog namespace, so
+    product changes refresh it; elsewhere than PostgreSQL there is no estimate to cache.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    unordered = products.order_by()
+    key = caching.make_key("catalog", "listing-estimate", str(unordered.values("pk").query))
+    return caching.get_or_set(
+        "catalog",
+        key,
+        lambda: pagination.planner_row_estimate(unordered),
+        settings.STOREFRONT_CACHE_TTL_QUERIES,
+    )
 
 
 def product_detail(*, slug: str) -> Product:

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_safe
 
 from storefront import pagination
 from storefront.cache_pages import cache_anonymous_page
@@ -16,6 +17,8 @@ def _pages_ttl() -> int:
 
 
 # Listings show "Only N left" on cards: they depend on the low-stock display counter too.
+# Read-only pages: other methods get the site's 405 page (storefront/error_pages.py).
+@require_safe
 @cache_anonymous_page("catalog", timeout=_pages_ttl, scopes=lambda request: ["stock"])
 def product_listing_page(request: HttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET or None)
@@ -47,8 +50,15 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     )
     try:
         page = pagination.paginate(
-            products, params=request.GET, per_page=settings.STOREFRONT_PAGE_SIZE
+            products,
+            params=request.GET,
+            per_page=settings.STOREFRONT_PAGE_SIZE,
+            # Bookmarked ?page=N past the numbered pages: redirected to their cursor page.
+            jump_rows=pagination.MAX_JUMP_ROWS,
+            estimate_count=lambda: selectors.product_count_estimate(products=products),
         )
+    except pagination.PageMoved as exc:
+        return redirect(f"{request.path}{exc.url}")
     except pagination.BadPageRequest as exc:
         return render(
             request, "catalog/product_list.html", {**context, "page_error": str(exc)}, status=400
@@ -65,6 +75,7 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/product_list.html", context)
 
 
+@require_safe
 @cache_anonymous_page(
     "catalog", timeout=_pages_ttl, scopes=lambda request, slug: [f"product:{slug}", "stock"]
 )
@@ -72,7 +83,7 @@ def product_detail_page(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         product = selectors.product_detail(slug=slug)
     except Product.DoesNotExist:
-        raise Http404("We could not find that product.") from None
+        raise Http404(f"No product called “{slug}”.") from None
     return render(
         request,
         "catalog/product_detail.html",

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from storefront import pagination
 from storefront.catalog.models import Product
 from storefront.catalog.selectors import product_for_cart
+from storefront.error_pages import error_response
 from storefront.orders import selectors, services
 from storefront.orders.cart import Cart, CartError
 from storefront.orders.forms import CheckoutForm, QuantityForm
@@ -134,11 +135,15 @@ def order_history_page(request: HttpRequest) -> HttpResponse:
             selectors.order_history_for(user=request.user),
             params=request.GET,
             per_page=selectors.ORDER_HISTORY_PAGE_SIZE,
+            # A bookmarked ?page=N past the numbered pages: redirected to its cursor page.
+            jump_rows=pagination.MAX_JUMP_ROWS,
         )
+    except pagination.PageMoved as exc:
+        return redirect(f"{request.path}{exc.url}")
     except pagination.BadPageRequest as exc:
-        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
-    except pagination.PageNotFound:
-        raise Http404("That page of your order history does not exist.") from None
+        return error_response(request, status=400, message=str(exc))
+    except pagination.PageNotFound as exc:
+        raise Http404(str(exc) or "That page of your order history does not exist.") from None
     return render(request, "orders/order_list.html", {"page": page, "orders": page.items})
 
 

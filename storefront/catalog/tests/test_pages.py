@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from storefront import caching
@@ -80,11 +81,15 @@ def test_bad_filters_answer_400_with_a_message(client: Client, query: str, messa
 @pytest.mark.parametrize(
     ("page", "status", "message"),
     [
-        ("2", 404, "That page does not exist: there are 1 page(s) of results."),
-        ("999", 400, "Page numbers go from 1 to 5; use the “Next” links to go further."),
-        ("0", 400, "Page numbers go from 1 to 5"),
-        ("-1", 400, "Page numbers go from 1 to 5"),
-        ("99999999999999999999999", 400, "Page numbers go from 1 to 5"),
+        ("2", 404, "There is no page 2; the last page is 1."),
+        ("999", 404, "There is no page 999; the last page is 1."),
+        ("0", 400, "Page numbers start at 1."),
+        ("-1", 400, "Page numbers start at 1."),
+        (
+            "99999999999999999999999",
+            404,
+            "There is no page 99999999999999999999999; the last page is 1.",
+        ),
     ],
 )
 def test_out_of_range_pages_have_a_message(
@@ -128,7 +133,7 @@ def test_unknown_or_inactive_product_is_404(client: Client, slug: str) -> None:
     ProductFactory(slug="inactive", is_active=False)
     response = client.get(f"/products/{slug}/")
     assert response.status_code == 404
-    assert "We could not find that product." in response.content.decode()
+    assert f"No product called “{slug}”." in response.content.decode()
 
 
 # Query budgets: exact counts, the same whatever the number of products shown.
@@ -167,6 +172,21 @@ def test_listing_query_budget(client: Client, shown: int) -> None:
     assert queries_for(client, "/products/") == LISTING_QUERIES - 1 + SESSION_QUERIES
     caching.clear()
     assert queries_for(client, "/products/") == LISTING_QUERIES + SESSION_QUERIES
+
+
+@pytest.mark.parametrize("beyond", [1, 30])
+def test_long_listing_query_budget(client: Client, settings, beyond: int) -> None:
+    """More products than the numbered pages hold: + the planner's estimate of the total
+    (PostgreSQL only), cached per filter set; the same however many more there are."""
+    settings.STOREFRONT_PAGE_SIZE = 2
+    ProductFactory.create_batch(2 * MAX_NUMBERED_PAGES + beyond)
+    estimate_queries = 1 if connection.vendor == "postgresql" else 0
+    assert queries_for(client, "/products/") == LISTING_QUERIES + estimate_queries
+    # Another page or sort of the same listing: the categories and the estimate are cached.
+    assert queries_for(client, "/products/?page=2") == LISTING_QUERIES - 1
+    assert queries_for(client, "/products/?sort=name&page=3") == LISTING_QUERIES - 1
+    # Another filter set is another estimate.
+    assert queries_for(client, "/products/?min_price=1") == LISTING_QUERIES - 1 + estimate_queries
 
 
 @pytest.mark.parametrize("shown", [3, 12])

@@ -9,14 +9,15 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.db import connection
+from django.http import QueryDict
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from storefront import caching
+from storefront import caching, pagination
 from storefront.catalog.models import Product
 from storefront.catalog.selectors import PRODUCT_SORTS
-from storefront.pagination import MAX_NUMBERED_PAGES
+from storefront.pagination import MAX_NUMBERED_PAGES, paginate
 from tests.factories import CategoryFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -107,18 +108,77 @@ def test_page_one_is_numbered_with_a_bounded_count(client: Client, catalogue) ->
     assert page.count is None  # more than the numbered pages hold: not counted further
     assert [link.number for link in page.numbers] == list(range(1, MAX_NUMBERED_PAGES + 1))
     body = response.content.decode()
-    assert f"More than {PAGE_SIZE * MAX_NUMBERED_PAGES} products" in body
     assert 'href="?sort=price_asc&amp;page=2"' in body
+    assert "Page 1</span>" in body  # not "Page 1 of 5": there are more
 
 
-def test_small_listing_counts_exactly(client: Client, small_pages) -> None:
-    ProductFactory.create_batch(PAGE_SIZE + 1)
-    response = get(client, "/products/?page=2")
+def analyze_products() -> None:
+    """Fresh planner statistics (ANALYZE counts this transaction's own rows)."""
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE catalog_product")
+
+
+def test_a_long_listing_shows_the_planner_estimate_on_postgresql(client: Client, catalogue) -> None:
+    if connection.vendor == "postgresql":
+        analyze_products()
+    with CaptureQueriesContext(connection) as ctx:
+        response = get(client, "/products/?sort=price_asc")
     page = response.context["page"]
-    assert page.count == PAGE_SIZE + 1
-    assert (page.has_previous, page.has_next) == (True, False)
-    assert f"{PAGE_SIZE + 1} products" in response.content.decode()
-    assert "Page 2 of 2" in response.content.decode()
+    body = response.content.decode()
+    explains = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("EXPLAIN")]
+    if connection.vendor != "postgresql":
+        # No planner estimate to ask: the bounded count's honest lower bound.
+        assert page.estimated_count is None
+        assert explains == []
+        assert f"More than {PAGE_SIZE * MAX_NUMBERED_PAGES} products" in body
+        return
+    assert page.estimated_count == PRODUCT_COUNT  # fresh statistics of a small table: exact
+    assert f"About {PRODUCT_COUNT} products" in body
+    assert len(explains) == 1
+    assert "LIMIT" not in explains[0]  # the estimate of all matches, not of a page
+    # Cached per filter set: another page or sort of the same listing does not plan it again.
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get("/products/?sort=name&page=2").status_code == 200
+    assert not [q for q in ctx.captured_queries if q["sql"].startswith("EXPLAIN")]
+
+
+def test_a_large_estimate_is_rounded_with_a_thousands_separator(
+    client: Client, small_pages
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("planner estimates are PostgreSQL's")
+    category = CategoryFactory()
+    Product.objects.bulk_create(ProductFactory.build_batch(2_345, category=category))
+    analyze_products()
+    body = get(client, "/products/").content.decode()
+    assert "About 2,300 products" in body
+
+
+@pytest.mark.parametrize(
+    ("estimate", "shown"),
+    [
+        (98_734, 99_000),
+        (1_234_567, 1_200_000),
+        (135, 140),
+        (PAGE_SIZE * MAX_NUMBERED_PAGES + 1, PAGE_SIZE * MAX_NUMBERED_PAGES + 1),
+        # Statistics older than the rows (no ANALYZE since a bulk load) can say fewer rows than
+        # were just counted: no estimate is shown then, only "More than ...".
+        (PAGE_SIZE * MAX_NUMBERED_PAGES, None),
+        (0, None),
+        (None, None),
+    ],
+)
+def test_estimates_are_rounded_and_never_below_the_count(
+    catalogue, estimate: int | None, shown: int | None
+) -> None:
+    page = paginate(
+        Product.objects.order_by(*PRODUCT_SORTS["newest"]),
+        params=QueryDict(),
+        per_page=PAGE_SIZE,
+        estimate_count=lambda: estimate,
+    )
+    assert page.count is None
+    assert page.estimated_count == shown
 
 
 @pytest.mark.parametrize("sort", sorted(PRODUCT_SORTS))
@@ -225,7 +285,7 @@ def test_bad_cursors_are_400_with_a_message(client: Client, catalogue, mangle) -
     response = get(client, url)
     assert response.status_code == 400, url
     body = response.content.decode()
-    assert "We could not use those filters" in body
+    assert "We could not open that page" in body
     assert any(
         text in body for text in ("That page link", "Give only one of", "Give “after” only once")
     ), body
@@ -235,17 +295,22 @@ def test_bad_cursors_are_400_with_a_message(client: Client, catalogue, mangle) -
     ("page", "status", "message"),
     [
         ("two", 400, "The page number must be a whole number."),
-        ("0", 400, f"Page numbers go from 1 to {MAX_NUMBERED_PAGES}"),
-        (str(MAX_NUMBERED_PAGES + 1), 400, f"Page numbers go from 1 to {MAX_NUMBERED_PAGES}"),
-        ("99999999999999999999999", 400, "Page numbers go from 1"),
-        ("3", 404, "That page does not exist: there are 1 page(s) of results."),
+        ("abc", 400, "The page number must be a whole number."),
+        ("0", 400, "Page numbers start at 1."),
+        ("3", 404, "There is no page 3; the last page is 1."),
+        ("6", 404, "There is no page 6; the last page is 1."),
+        ("99999", 404, "There is no page 99999; the last page is 1."),
+        ("99999999999999999999999", 404, "There is no page 99999999999999999999999; the last"),
     ],
 )
 def test_bad_page_numbers(client: Client, page: str, status: int, message: str) -> None:
     ProductFactory()
     response = get(client, f"/products/?page={page}")
     assert response.status_code == status
-    assert message in response.content.decode()
+    body = response.content.decode()
+    assert message in body
+    heading = "We could not open that page" if status == 400 else "Page not found"
+    assert heading in body
 
 
 def test_search_by_relevance_has_numbered_pages_only(client: Client, catalogue) -> None:
@@ -276,3 +341,105 @@ def test_an_emptied_deep_page_links_back_to_the_start(client: Client, catalogue)
     assert response.status_code == 200
     assert "No more products here" in response.content.decode()
     assert response.context["page"].first_url == "?"
+
+
+# --- ?page=N past the numbered pages (bookmarks) ------------------------------------------------
+
+
+def jump(client: Client, url: str):
+    """The redirect a deep ?page=N answers, and the page it leads to."""
+    redirect = get(client, url)
+    assert redirect.status_code == 302, (url, redirect.status_code)
+    location = redirect["Location"]
+    assert location.startswith("/products/?"), location
+    return location, get(client, location)
+
+
+@pytest.mark.parametrize("sort", sorted(PRODUCT_SORTS))
+def test_a_bookmarked_deep_page_redirects_to_its_cursor_page(
+    client: Client, catalogue, sort: str
+) -> None:
+    walked = walk(client, f"/products/?sort={sort}")
+    for number in range(MAX_NUMBERED_PAGES + 1, len(walked) + 1):
+        location, response = jump(client, f"/products/?sort={sort}&page={number}")
+        query = parse_qs(urlsplit(location).query)
+        assert set(query) == {"sort", "after"}  # the filters kept, the page number gone
+        assert slugs(response) == walked[number - 1]
+        assert response.context["page"].number == number
+        assert f"Page {number}" in response.content.decode()
+
+
+def test_a_deep_page_keeps_the_filters(client: Client, catalogue) -> None:
+    ProductFactory.create_batch(3, category=CategoryFactory(slug="mugs"), price=Decimal("11"))
+    category = catalogue[0].category.slug
+    query = f"category={category}&sort=price_desc"
+    walked = walk(client, f"/products/?{query}")
+    assert len(walked) > MAX_NUMBERED_PAGES
+    number = MAX_NUMBERED_PAGES + 1
+    location, response = jump(client, f"/products/?{query}&page={number}")
+    assert parse_qs(urlsplit(location).query)["category"] == [category]
+    assert slugs(response) == walked[number - 1]
+
+
+def test_the_jump_is_one_bounded_query(client: Client, catalogue) -> None:
+    get(client, "/products/")  # the category list, cached
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(f"/products/?page={MAX_NUMBERED_PAGES + 1}")
+    assert response.status_code == 302
+    [sql] = [q["sql"] for q in ctx.captured_queries]
+    skipped = PAGE_SIZE * MAX_NUMBERED_PAGES
+    # The last row of page 5 (its position is page 6's cursor) and one more (page 6 exists).
+    assert f"LIMIT 2 OFFSET {skipped - 1}" in sql
+    assert "COUNT(" not in sql.upper()
+    assert "catalog_category" not in sql  # ordering columns only, no join
+
+
+def test_a_page_past_the_end_is_a_404_naming_the_last_page(client: Client, catalogue) -> None:
+    last = -(-PRODUCT_COUNT // PAGE_SIZE)
+    response = get(client, f"/products/?page={last + 1}")
+    assert response.status_code == 404
+    body = response.content.decode()
+    assert f"There is no page {last + 1}; the last page is {last}." in body
+    assert 'class="site-header"' in body  # the site's own 404 page
+    # A listing that ends exactly where the page would start.
+    Product.objects.filter(pk__in=[p.pk for p in catalogue[: PRODUCT_COUNT % PAGE_SIZE]]).delete()
+    response = get(client, f"/products/?page={last}")
+    assert response.status_code == 404
+    assert f"There is no page {last}; the last page is {last - 1}." in response.content.decode()
+
+
+def test_pages_too_deep_to_jump_to_are_a_404_that_says_so(
+    client: Client, catalogue, monkeypatch
+) -> None:
+    # As if the catalogue were 2,400+ rows long: page 7 would skip more than the jump bound.
+    monkeypatch.setattr(pagination, "MAX_JUMP_ROWS", PAGE_SIZE * MAX_NUMBERED_PAGES)
+    if connection.vendor == "postgresql":
+        analyze_products()
+    with CaptureQueriesContext(connection) as ctx:
+        response = get(client, f"/products/?page={MAX_NUMBERED_PAGES + 2}")
+    assert response.status_code == 404
+    body = response.content.decode()
+    assert (
+        f"Page {MAX_NUMBERED_PAGES + 2} cannot be opened by its number: page numbers go up to "
+        f"{MAX_NUMBERED_PAGES + 1}; from there, follow the “Next” links."
+    ) in body
+    if connection.vendor == "postgresql":
+        pages = -(-PRODUCT_COUNT // PAGE_SIZE)
+        assert f"This listing has about {PRODUCT_COUNT} items (about {pages} pages)." in body
+    sqls = " ".join(q["sql"] for q in ctx.captured_queries).upper()
+    assert "OFFSET" not in sqls  # nothing scanned beyond the bounded count
+    assert f"LIMIT {PAGE_SIZE * MAX_NUMBERED_PAGES + 1}" in sqls
+    # Within the bound, still a redirect; and a listing shorter than the bound is counted.
+    assert get(client, f"/products/?page={MAX_NUMBERED_PAGES + 1}").status_code == 302
+    response = get(client, "/products/?min_price=12&page=99999")
+    assert response.status_code == 404
+    assert "There is no page 99999; the last page is 3." in response.content.decode()
+
+
+def test_best_match_has_no_pages_past_the_numbered_ones(client: Client, catalogue) -> None:
+    response = get(client, f"/products/?q=lamp&page={MAX_NUMBERED_PAGES + 1}")
+    if connection.vendor != "postgresql":
+        assert response.status_code == 302  # no rank without full-text search: a plain sort
+        return
+    assert response.status_code == 404
+    assert "numbered pages only" in response.content.decode()

@@ -86,9 +86,7 @@ def test_another_customers_cursor_shows_only_your_orders(
     assert "No more orders here." in response.content.decode()
 
 
-@pytest.mark.parametrize(
-    "query", ["after=abc", "before=", "page=1&after=x", "page=x", f"page={MAX_NUMBERED_PAGES + 1}"]
-)
+@pytest.mark.parametrize("query", ["after=abc", "before=", "page=1&after=x", "page=x", "page=0"])
 def test_bad_history_pages_are_400(client: Client, history: list[str], query: str) -> None:
     response = client.get(f"/orders/?{query}")
     assert response.status_code == 400

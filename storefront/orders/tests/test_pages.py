@@ -152,12 +152,30 @@ def test_order_history_bad_pages(client: Client) -> None:
     client.force_login(UserFactory())
     assert client.get("/orders/?page=abc").status_code == 400
     assert client.get("/orders/?page=5").status_code == 404
-    response = client.get("/orders/?page=6")  # past the numbered pages: cursors only
-    assert response.status_code == 400
-    assert "Page numbers go from 1 to 5" in response.content.decode()
+    response = client.get("/orders/?page=6")  # past the end of an empty history
+    assert response.status_code == 404
+    assert "There is no page 6" in response.content.decode()
     response = client.get("/orders/?after=forged")
     assert response.status_code == 400
-    assert "That page link is not valid" in response.content.decode()
+    body = response.content.decode()
+    assert "That page link is not valid" in body
+    assert "<main" in body and response["Content-Type"].startswith("text/html")  # site layout
+
+
+def test_order_history_bookmarked_deep_page_redirects_to_its_cursor_page(
+    client: Client, monkeypatch
+) -> None:
+    monkeypatch.setattr(selectors, "ORDER_HISTORY_PAGE_SIZE", 2)
+    user = UserFactory()
+    OrderFactory.create_batch(2 * (MAX_NUMBERED_PAGES + 2), user=user)
+    client.force_login(user)
+    moved = client.get(f"/orders/?page={MAX_NUMBERED_PAGES + 1}")
+    assert moved.status_code == 302
+    assert moved["Location"].startswith("/orders/?after=")
+    by_cursor = client.get(moved["Location"]).context["orders"]
+    last_numbered = client.get(f"/orders/?page={MAX_NUMBERED_PAGES}").context["page"]
+    following = client.get(f"/orders/{last_numbered.next_url}").context["orders"]
+    assert [o.number for o in by_cursor] == [o.number for o in following]
 
 
 # Query budgets (exact; the same for 5 or 20 orders / lines shown).
