@@ -18,8 +18,9 @@ gets its default. Writes:
 NGINX_UPSTREAMS is built from NGINX_UPSTREAM_SOCKETS (space-separated `unix:/path` or
 `host:port` entries) unless given literally; NGINX_REAL_IP_FROM likewise from
 NGINX_TRUSTED_PROXIES (space-separated addresses or CIDRs of load balancers in front of nginx),
-and NGINX_HTTPS_PUBLIC_PORT defaults to the port of NGINX_LISTEN_HTTPS. The microcache lives in OUT/cache unless
-NGINX_CACHE_DIR says otherwise; NGINX_MICROCACHE=off turns it off (on by default).
+and NGINX_HTTPS_PUBLIC_PORT defaults to the port of NGINX_LISTEN_HTTPS. The microcache lives
+in OUT/cache unless NGINX_CACHE_DIR says otherwise; NGINX_MICROCACHE=off turns it off (on by
+default).
 """
 
 from __future__ import annotations
@@ -123,10 +124,9 @@ def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str
         values["NGINX_REAL_IP_FROM"] = real_ip_lines(values["NGINX_TRUSTED_PROXIES"])
     if not values["NGINX_HTTPS_PUBLIC_PORT"]:
         values["NGINX_HTTPS_PUBLIC_PORT"] = port_of(values["NGINX_LISTEN_HTTPS"])
-    if not values["NGINX_HTTPS_PUBLIC_PORT"].isdigit():
-        raise SystemExit(
-            f"NGINX_HTTPS_PUBLIC_PORT must be a port number, not {values['NGINX_HTTPS_PUBLIC_PORT']!r}"
-        )
+    public_port = values["NGINX_HTTPS_PUBLIC_PORT"]
+    if not public_port.isdigit():
+        raise SystemExit(f"NGINX_HTTPS_PUBLIC_PORT must be a port number, not {public_port!r}")
     return values
 
 

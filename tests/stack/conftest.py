@@ -532,6 +532,12 @@ class WatchedPage:
         if logged:
             self.console_errors.remove(logged[0])
 
+    def expect_download(self, url: str) -> None:
+        """Forget the aborted navigation Chromium reports when a link turns into a download."""
+        match = [r for r in self.failed_requests if r == f"{url}: net::ERR_ABORTED"]
+        assert match, f"no aborted navigation to {url} in {self.failed_requests}"
+        self.failed_requests.remove(match[0])
+
     def assert_clean(self) -> None:
         problems = {
             "console errors": self.console_errors,

@@ -473,3 +473,17 @@ def test_a_real_worker_imports_an_upload_while_the_page_polls(celery_worker) -> 
     listing = anonymous.get("/products/")
     assert listing["X-Storefront-Cache"] == "MISS"
     assert "Brass Lamp" in listing.content.decode()  # active (Standing Desk is not)
+
+
+@pytest.mark.django_db
+def test_a_large_import_refreshes_the_row_estimate(categories, require_postgres) -> None:
+    """The listing's "About N products" reads the planner's estimate: fresh after an import."""
+    from django.db import connection
+
+    rows = [f"BULK-{n},Bulk thing {n},lamps,2.50,3" for n in range(imports.ANALYZE_AFTER_CREATED)]
+    record = run_import("\n".join(["sku,name,category,price,stock", *rows]))
+    assert record.created_count == imports.ANALYZE_AFTER_CREATED
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'catalog_product'")
+        (estimate,) = cursor.fetchone()
+    assert estimate >= imports.ANALYZE_AFTER_CREATED
