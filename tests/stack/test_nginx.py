@@ -613,9 +613,10 @@ def test_login_burst_gets_429(nginx: Nginx) -> None:
         ("/accounts/password/reset/", "127.0.0.3"),
         ("/accounts/reset/MQ/set-password/", "127.0.0.4"),
         ("/accounts/password/change/", "127.0.0.5"),
+        ("/admin/login/", "127.0.0.6"),
     ],
 )
-def test_password_forms_are_limited_like_login(
+def test_password_forms_and_admin_login_are_limited_like_login(
     nginx: Nginx, path: str, client_address: str
 ) -> None:
     """Each from an address of its own, so no test spends another's allowance."""
