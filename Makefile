@@ -27,7 +27,7 @@ else
 PYTEST_PARALLEL := -n $(XDIST) --dist loadgroup
 endif
 
-.PHONY: help install run test test-quick lint format vendor clean distclean bench loadtest
+.PHONY: help install run test test-quick lint format vendor clean distclean bench loadtest security
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make TARGET\n"} \
@@ -59,6 +59,10 @@ bench: install ## Benchmark report (bench/REPORT.md); BENCH_MODE=quick (<10 min)
 loadtest: install ## Locust load test (loadtest/results/); SHAPE=steady (60 s), browse or stress
 	$(VENV)/bin/python loadtest/run.py --shape $(SHAPE)
 
+security: install ## Scanners and scripted attacks on a production-profile stack (security/REPORT.md)
+	@scripts/security_tools.sh
+	$(VENV)/bin/python security/run.py $(if $(ONLY),--only $(ONLY),)
+
 vendor: ## Refresh storefront/static/vendor/ from package.json (needs npm)
 	@scripts/vendor.sh
 
@@ -67,4 +71,4 @@ clean: ## Remove caches, test output and collected static files (keeps .venv and
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean ## Also remove .venv and var/ (database, media): back to a fresh clone
-	rm -rf $(VENV) var *.egg-info
+	rm -rf $(VENV) .venv-security var *.egg-info

@@ -25,6 +25,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -92,23 +93,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def stack_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of an empty database that lives for the session.
+@contextmanager
+def throwaway_database(tmp_path_factory: pytest.TempPathFactory, tag: str) -> Iterator[str]:
+    """URL of an empty database of our own, dropped afterwards.
 
-    PostgreSQL when DATABASE_URL points at it (a fresh `storefront_e2e_<pid>`, dropped at the
-    end), otherwise a SQLite file in a temporary directory.
+    PostgreSQL when DATABASE_URL points at it (a fresh `storefront_<tag>_<pid>`), otherwise a
+    SQLite file in a temporary directory.
     """
     outer = os.environ.get("DATABASE_URL", "")
     parts = urlsplit(outer)
     if parts.scheme not in POSTGRES_SCHEMES:
-        yield f"sqlite:///{tmp_path_factory.mktemp('stack-db') / 'storefront.sqlite3'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp(f'{tag}-db') / 'storefront.sqlite3'}"
         return
 
     import psycopg
     from psycopg import sql
 
-    name = f"storefront_e2e_{os.getpid()}"
+    name = f"storefront_{tag}_{os.getpid()}"
     admin_url = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
     create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
@@ -123,6 +124,20 @@ def stack_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
             conn.execute(drop)
+
+
+@pytest.fixture(scope="session")
+def stack_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The gunicorn-only `stack_server`'s database (the served stack has its own)."""
+    with throwaway_database(tmp_path_factory, "e2e") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def served_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The served stack's database: both stacks seed theirs, and seeding refuses a full shop."""
+    with throwaway_database(tmp_path_factory, "served") as url:
+        yield url
 
 
 def _run_command(args: list[str], env: dict[str, str], timeout: float) -> None:
@@ -370,7 +385,7 @@ def _delete_redis_keys(redis_url: str, patterns: list[str]) -> None:
 
 @pytest.fixture(scope="session")
 def served_stack(
-    stack_database: str, tmp_path_factory: pytest.TempPathFactory
+    served_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedStack]:
     """scripts/run.sh (what `make run` runs) on free ports, with INSTANCES=2 behind nginx.
 
@@ -402,7 +417,7 @@ def served_stack(
             VENV=sys.prefix,
             STOREFRONT_ENV="dev",
             DJANGO_SETTINGS_MODULE="storefront.settings",
-            DATABASE_URL=stack_database,
+            DATABASE_URL=served_database,
             REDIS_URL=redis_url,
             STOREFRONT_CACHE_KEY_PREFIX=tag,
             CELERY_QUEUE=f"storefront-{tag}",
