@@ -29,6 +29,7 @@ import django
 
 django.setup()
 
+from django.http import HttpRequest  # noqa: E402
 from django.test import Client  # noqa: E402
 
 from storefront import caching  # noqa: E402
@@ -63,7 +64,10 @@ def main() -> None:
             assert response.status_code == 200, (url, response.status_code)
             requests += 1
         if visitor % 5 == 4:
-            client.login(username=DEMO_CUSTOMER[0], password=DEMO_CUSTOMER[1])
+            # A request: the login lockout (django-axes) requires one of every authenticate().
+            client.login(
+                request=HttpRequest(), username=DEMO_CUSTOMER[0], password=DEMO_CUSTOMER[1]
+            )
             for url in ("/dashboard/", "/dashboard/", "/products/"):
                 assert client.get(url).status_code == 200
                 requests += 1

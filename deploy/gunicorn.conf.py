@@ -97,6 +97,16 @@ if _control_socket:
 else:
     control_socket_disable = True
 
+# --- Proxy headers -------------------------------------------------------------------------
+
+# gunicorn would set the request's scheme from X-Forwarded-Proto (and friends) for any client on
+# loopback or a unix socket (forwarded_allow_ips), whatever Django is told: gunicorn alone on
+# 127.0.0.1 would let a local client claim HTTPS. Django decides instead, from its own
+# SECURE_PROXY_SSL_HEADER, set only with STOREFRONT_BEHIND_PROXY (nginx in front).
+secure_scheme_headers: dict[str, str] = {}
+forwarded_allow_ips = ""
+
+
 # --- Logging -------------------------------------------------------------------------------
 
 # Access log to stdout ("-"), so the process manager or container runtime collects it.

@@ -14,7 +14,8 @@ Users (weights in brackets):
   the cart (POST /cart/add/<id>/ with the page's CSRF token) and checks out (/checkout/).
 - DashboardCustomer [1]: logs in, opens /dashboard/ and the order history.
 - StaffUser [1, at most LOADTEST_STAFF_USERS]: the demo staff account on /staff/dashboard/.
-- ApiClient [2]: token from /api/auth/token/, then /api/products/ following the cursors.
+- ApiClient [2]: token from /api/auth/token/ (a new one per client, stored hashed, expiring),
+  then /api/products/ following the cursors; revokes it (POST /api/auth/logout/) when it stops.
 
 Environment: LOADTEST_SHAPE (steady | browse | stress), LOADTEST_USERS (steady/browse peak,
 default 20), LOADTEST_SPAWN_RATE (default 5/s), LOADTEST_DURATION (seconds, default 60),
@@ -268,6 +269,11 @@ class ApiClient(HttpUser):
         token = r.json().get("token") if r.status_code == 200 else None
         if token:
             self.client.headers["Authorization"] = f"Token {token}"
+
+    def on_stop(self) -> None:
+        # Every login makes a token: revoke it rather than leave one per simulated client.
+        if "Authorization" in self.client.headers:
+            self.client.post("/api/auth/logout/", name="/api/auth/logout/ [POST]")
 
     @task(4)
     def products(self) -> None:

@@ -21,6 +21,10 @@ NGINX_TRUSTED_PROXIES (space-separated addresses or CIDRs of load balancers in f
 and NGINX_HTTPS_PUBLIC_PORT defaults to the port of NGINX_LISTEN_HTTPS. The microcache lives
 in OUT/cache unless NGINX_CACHE_DIR says otherwise; NGINX_MICROCACHE=off turns it off (on by
 default).
+
+HSTS has one source, Django's settings: NGINX_HSTS_MAX_AGE defaults to SECURE_HSTS_SECONDS and
+NGINX_HSTS_PRELOAD to SECURE_HSTS_PRELOAD, each with settings.py's default (one year; preload
+with STOREFRONT_ENV=production), so nginx sends the header Django sends without nginx.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ BROTLI_MODULES = ("ngx_http_brotli_filter_module.so", "ngx_http_brotli_static_mo
 UPSTREAM_OPTIONS = "max_fails=3 fail_timeout=10s"
 # An nginx time: a number with an optional unit (proxy_cache_valid).
 NGINX_TIME = re.compile(r"[1-9][0-9]*(ms|s|m|h|d)?")
+# settings.py's default SECURE_HSTS_SECONDS (one year).
+DEFAULT_HSTS_SECONDS = 31536000
 
 
 def defaults(out: Path) -> dict[str, str]:
@@ -70,6 +76,9 @@ def defaults(out: Path) -> dict[str, str]:
         "NGINX_HTTPS_PUBLIC_PORT": "",
         "NGINX_TRUSTED_PROXIES": "",
         "NGINX_REAL_IP_FROM": "",
+        # Empty: from SECURE_HSTS_SECONDS / SECURE_HSTS_PRELOAD, see hsts_values().
+        "NGINX_HSTS_MAX_AGE": "",
+        "NGINX_HSTS_PRELOAD": "",
     }
 
 
@@ -93,6 +102,15 @@ def real_ip_lines(proxies: str) -> str:
     if not entries:
         return "# No trusted proxy in front (NGINX_TRUSTED_PROXIES): forwarded headers are ignored."
     return "\n".join(f"set_real_ip_from {entry};" for entry in entries)
+
+
+def hsts_values(environ: dict[str, str]) -> dict[str, str]:
+    """NGINX_HSTS_* from Django's variables, with settings.py's defaults."""
+    preload_default = "true" if environ.get("STOREFRONT_ENV") == "production" else "false"
+    return {
+        "NGINX_HSTS_MAX_AGE": environ.get("SECURE_HSTS_SECONDS") or str(DEFAULT_HSTS_SECONDS),
+        "NGINX_HSTS_PRELOAD": environ.get("SECURE_HSTS_PRELOAD") or preload_default,
+    }
 
 
 def port_of(listen: str) -> str:
@@ -124,6 +142,13 @@ def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str
         values["NGINX_REAL_IP_FROM"] = real_ip_lines(values["NGINX_TRUSTED_PROXIES"])
     if not values["NGINX_HTTPS_PUBLIC_PORT"]:
         values["NGINX_HTTPS_PUBLIC_PORT"] = port_of(values["NGINX_LISTEN_HTTPS"])
+    for name, value in hsts_values(environ).items():
+        values[name] = values[name] or value
+    if not values["NGINX_HSTS_MAX_AGE"].isdigit():
+        raise SystemExit(
+            "NGINX_HSTS_MAX_AGE (SECURE_HSTS_SECONDS) must be a whole number of seconds, not "
+            f"{values['NGINX_HSTS_MAX_AGE']!r}"
+        )
     public_port = values["NGINX_HTTPS_PUBLIC_PORT"]
     if not public_port.isdigit():
         raise SystemExit(f"NGINX_HTTPS_PUBLIC_PORT must be a port number, not {public_port!r}")

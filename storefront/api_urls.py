@@ -1,13 +1,14 @@
 from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from storefront.accounts.api import TokenObtainApi
+from storefront.accounts.api import TokenLogoutApi, TokenObtainApi
 from storefront.api import ApiNotFound
 from storefront.catalog.api import ProductDetailApi, ProductListApi
 from storefront.orders.api import OrderDetailApi, OrderListCreateApi
 
 urlpatterns = [
     path("auth/token/", TokenObtainApi.as_view(), name="api-token"),
+    path("auth/logout/", TokenLogoutApi.as_view(), name="api-logout"),
     path("products/", ProductListApi.as_view(), name="api-product-list"),
     path("products/<slug:slug>/", ProductDetailApi.as_view(), name="api-product-detail"),
     # Anything else there (a space, a %, an accent) can be no product's slug.

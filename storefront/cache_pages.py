@@ -11,20 +11,29 @@ placeholder replaced with this client's own token from ``get_token``, which also
 CsrfViewMiddleware set this client's CSRF cookie. Two browsers can therefore both submit forms
 from the same cached page. Responses that set cookies or are not 200 are never stored.
 
+Keys: a page is stored once per URL that can render differently, never once per URL a client
+makes up. A view declares the query parameters it reads (`query_params`); the key is the path
+plus those parameters in the declared order, and the view sees only them, so ``?junk=1`` or a
+reordered query string is answered with (and from) the canonical page. A view that declares
+none is stored only for requests without a query string. Only 200s are stored: a bad value
+(``?page=abc``, a 400) or a missing page (404) is rendered each time and leaves no entry.
+
 Responses carry ``X-Storefront-Cache: HIT|MISS|BYPASS`` (for tests and operators) and
 ``Vary: Cookie``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import wraps
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import get_token
 from django.utils.cache import patch_vary_headers
+from django.utils.encoding import escape_uri_path
 
 from storefront import caching
 
@@ -59,6 +68,13 @@ def is_cacheable_request(request: HttpRequest) -> bool:
         and "messages" not in request.COOKIES
         and "HTTP_AUTHORIZATION" not in request.META
     )
+
+
+def canonical_query(params: QueryDict, known: Sequence[str]) -> QueryDict:
+    """`params` reduced to the `known` names, in the order of `known` (each name's values kept
+    in their order): one query string per distinct page, whatever else the URL carried."""
+    pairs = [(name, value) for name in known for value in params.getlist(name)]
+    return QueryDict(urlencode(pairs), encoding=params.encoding)
 
 
 def _is_storable(response: HttpResponse, *, honor_cache_control: bool) -> bool:
@@ -98,6 +114,7 @@ def cache_anonymous_page(
     timeout: Callable[[], int],
     scopes: Scopes | None = None,
     honor_cache_control: bool = True,
+    query_params: Sequence[str] | None = None,
 ) -> Callable[[View], View]:
     """Cache the view's page for anonymous visitors under `namespace`.
 
@@ -107,21 +124,30 @@ def cache_anonymous_page(
     stored unless `honor_cache_control` is False: for a view whose no-store is meant for
     browsers only (the login page's, because of its CSRF token, which this cache personalises).
     The stored Cache-Control header is served with every hit, so browsers still never store it.
+
+    `query_params` names every query parameter the view reads (``()``: none). The page is keyed
+    on those alone, in that order, and the view is handed a request.GET holding only them, so
+    what is stored is the canonical page (its links carry no stray parameter). Without it
+    (None), the view may read anything: a request with a query string is served fresh and never
+    stored, so made-up query strings cannot fill the cache.
     """
 
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if not is_cacheable_request(request):
+            if query_params is not None:
+                request.GET = canonical_query(request.GET, query_params)
+            if not is_cacheable_request(request) or (query_params is None and request.GET):
                 response = view(request, *args, **kwargs)
                 response[CACHE_HEADER] = "BYPASS"
                 return response
+            path, query = escape_uri_path(request.path), request.GET.urlencode()
             # One round trip: the page and the version counters it depends on.
             frozen, slot = caching.lookup(
                 namespace,
                 "page",
                 request.method == "HEAD",
-                request.get_full_path(),
+                f"{path}?{query}" if query else path,
                 scopes=scopes(request, *args, **kwargs) if scopes else (),
             )
             if frozen is not caching.MISSING:

@@ -6,6 +6,7 @@ The full table lives in README.md ("Configuration"); keep the two in step.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -34,8 +35,15 @@ SECRET_KEY = env.str("SECRET_KEY", default="" if IS_PRODUCTION else "dev-insecur
 if not SECRET_KEY:
     raise environ.ImproperlyConfigured("SECRET_KEY must be set when STOREFRONT_ENV=production")
 
-# Debug pages: never on unless asked for explicitly.
+# Debug pages: never on unless asked for explicitly, and never in production.
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+if DEBUG and IS_PRODUCTION:
+    # Debug pages show settings, SQL and tracebacks to anyone who triggers an error.
+    raise environ.ImproperlyConfigured(
+        "DJANGO_DEBUG=true is refused when STOREFRONT_ENV=production: debug pages would show "
+        "settings, SQL and tracebacks to every visitor. Unset DJANGO_DEBUG, or run with "
+        "STOREFRONT_ENV=dev."
+    )
 
 # Host names this site answers to (comma separated).
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
@@ -53,7 +61,10 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.postgres",
     "rest_framework",
-    "rest_framework.authtoken",
+    # API tokens: expiring, revocable, stored hashed (storefront/accounts/api.py).
+    "knox",
+    # Lockout after repeated failed logins (storefront/accounts/lockout.py).
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -77,6 +88,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Answers a request axes flagged as locked out with 429 (storefront/accounts/lockout.py).
+    "axes.middleware.AxesMiddleware",
     # Last: body-less 4xx get the site's error page, /api/ errors JSON (storefront/error_pages.py).
     "storefront.error_pages.ErrorPageMiddleware",
 ]
@@ -121,12 +134,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Cache: Redis when REDIS_URL is set, otherwise a file cache shared by every worker process.
+# Cache: Redis when REDIS_URL (or REDIS_CACHE_URL) is set, otherwise a file cache shared by every
+# worker process. Two Redis roles, because the eviction policy (maxmemory-policy) belongs to a
+# whole server, not to a database number (/0 and /1 of one server share one policy and limit):
+# - REDIS_URL, durable: sessions (the "sessions" alias) and the Celery broker. Run it with
+#   `--maxmemory-policy noeviction` and persistence: nothing there may ever be dropped.
+# - REDIS_CACHE_URL, evicting: the "default" alias (pages, fragments, query results, all
+#   rebuildable). Run it with `--maxmemory 256mb --maxmemory-policy allkeys-lru --save ""`:
+#   a flood of cache entries then evicts old entries instead of growing without bound or
+#   pushing out sessions and queued tasks. Default REDIS_URL: one server for both (fine for a
+#   trial; `make run` starts a separate cache server when redis-server is installed).
 # Redis errors are swallowed and logged (django-redis IGNORE_EXCEPTIONS) for every alias (except
 # a cache-only session store, see Sessions): a Redis outage makes pages slower (every lookup
 # misses), never broken. Short socket timeouts bound the wait when Redis hangs instead of
 # refusing connections.
 REDIS_URL = env.str("REDIS_URL", default="")
+REDIS_CACHE_URL = env.str("REDIS_CACHE_URL", default=REDIS_URL)
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)  # seconds, connect and read
 # memcached://host:port (comma separated for a pool): enables the "memcached" cache alias.
 MEMCACHED_URL = env.str("MEMCACHED_URL", default="")
@@ -139,11 +162,11 @@ DJANGO_REDIS_LOGGER = "storefront.cache"
 REDIS_BREAKER_COOLDOWN = env.float("REDIS_BREAKER_COOLDOWN", default=5.0)
 
 
-def _redis_cache(key_prefix: str, directory: str = "") -> dict:
-    # `directory` is the file cache's (same signature); Redis keeps aliases apart by prefix.
+def _redis_cache(url: str, key_prefix: str) -> dict:
+    # Aliases on one server are kept apart by prefix.
     return {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": url,
         "KEY_PREFIX": key_prefix,
         "OPTIONS": {
             "PARSER_CLASS": "redis.connection._HiredisParser",
@@ -152,7 +175,7 @@ def _redis_cache(key_prefix: str, directory: str = "") -> dict:
             "IGNORE_EXCEPTIONS": True,
             "CONNECTION_POOL_KWARGS": {
                 "connection_class": BreakerUnixConnection
-                if REDIS_URL.startswith("unix:")
+                if url.startswith("unix:")
                 else BreakerConnection
             },
         },
@@ -171,12 +194,18 @@ def _file_cache(key_prefix: str, directory: str) -> dict:
 
 # Prefix of every cache key (sessions: with "s" appended); lets deployments share one Redis.
 CACHE_KEY_PREFIX = env.str("STOREFRONT_CACHE_KEY_PREFIX", default="sf")
-_shared_cache = _redis_cache if REDIS_URL else _file_cache
+
+
+def _cache(url: str, key_prefix: str, directory: str) -> dict:
+    return _redis_cache(url, key_prefix) if url else _file_cache(key_prefix, directory)
+
+
 CACHES = {
-    # Pages, fragments and query results (storefront/caching.py owns the keys).
-    "default": _shared_cache(CACHE_KEY_PREFIX, "data"),
-    # Session data (SESSION_CACHE_ALIAS): own prefix, so clearing the data cache logs no one out.
-    "sessions": _shared_cache(f"{CACHE_KEY_PREFIX}s", "sessions"),
+    # Pages, fragments and query results (storefront/caching.py owns the keys): evictable.
+    "default": _cache(REDIS_CACHE_URL, CACHE_KEY_PREFIX, "data"),
+    # Session data (SESSION_CACHE_ALIAS), on the durable Redis; own prefix, so clearing the
+    # data cache logs no one out even when both share a server.
+    "sessions": _cache(REDIS_URL, f"{CACHE_KEY_PREFIX}s", "sessions"),
 }
 if MEMCACHED_URL:
     CACHES["memcached"] = {
@@ -243,6 +272,13 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1209600)
 # Header naming the client address, set by our nginx (X-Real-IP); empty = use the socket peer.
 # Set it only when the app is reachable through nginx alone.
 STOREFRONT_PROXY_CLIENT_IP_HEADER = env.str("STOREFRONT_PROXY_CLIENT_IP_HEADER", default="")
+# The app is reachable only through our TLS-terminating nginx, which overwrites
+# X-Forwarded-Proto: only then is that header believed (SECURE_PROXY_SSL_HEADER), or anyone
+# reaching gunicorn directly could claim HTTPS. `make run` (with nginx), compose and systemd set
+# it; on by default when the client-address header is configured (the same promise).
+STOREFRONT_BEHIND_PROXY = env.bool(
+    "STOREFRONT_BEHIND_PROXY", default=bool(STOREFRONT_PROXY_CLIENT_IP_HEADER)
+)
 
 # Celery broker (Redis by default, amqp:// for RabbitMQ); /readyz pings it. Empty: no broker,
 # tasks run in-process right after the transaction commits (embedded mode).
@@ -326,6 +362,40 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "dashboards:customer"
 LOGOUT_REDIRECT_URL = "catalog:home"
+# axes first: it refuses a locked-out client before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# Login lockout (django-axes; storefront/accounts/lockout.py). Every login surface counts: the
+# site's and the admin's login, /api/auth/token/, and each password-reset request. Failures are
+# kept in the database (survive restarts); staff unlock in the admin (Axes > Access attempts) or
+# with `storefront axes_reset_username NAME` / `axes_reset_ip ADDRESS` / `axes_reset`.
+# Failures for one account from one address before that pair is locked out.
+AXES_FAILURE_LIMIT = env.int("STOREFRONT_LOCKOUT_FAILURES", default=5)
+# Failures from one address, whatever the accounts, before the address is locked out (higher:
+# an office or a mobile carrier puts many people behind one address).
+STOREFRONT_LOCKOUT_ADDRESS_FAILURES = env.int("STOREFRONT_LOCKOUT_ADDRESS_FAILURES", default=20)
+# Minutes a lockout lasts after the latest failure (an attempt while locked out restarts it).
+STOREFRONT_LOCKOUT_MINUTES = env.int("STOREFRONT_LOCKOUT_MINUTES", default=15)
+if min(STOREFRONT_LOCKOUT_MINUTES, AXES_FAILURE_LIMIT, STOREFRONT_LOCKOUT_ADDRESS_FAILURES) < 1:
+    raise environ.ImproperlyConfigured(
+        "STOREFRONT_LOCKOUT_MINUTES, STOREFRONT_LOCKOUT_FAILURES and "
+        "STOREFRONT_LOCKOUT_ADDRESS_FAILURES must be at least 1"
+    )
+AXES_COOLOFF_TIME = timedelta(minutes=STOREFRONT_LOCKOUT_MINUTES)
+# Per account+address pair, and per address: nobody can lock a customer out from elsewhere, and
+# one address cannot try many accounts. (No per-account lock: anyone could lock anyone out.)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_HANDLER = "storefront.accounts.lockout.TieredLimitDatabaseHandler"
+# The address ProxyClientAddressMiddleware resolved, never a client-sent X-Forwarded-For.
+AXES_CLIENT_IP_CALLABLE = "storefront.accounts.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "storefront.accounts.lockout.lockout_response"
+# A successful login keeps the failures: it would otherwise clear its whole address's count.
+AXES_RESET_ON_SUCCESS = False
+# Failed attempts are recorded; successful logins are not (Django's last_login has them).
+AXES_DISABLE_ACCESS_LOG = True
 
 LANGUAGE_CODE = "en-us"
 # Time zone used for "revenue per day" buckets and displayed times.
@@ -372,7 +442,8 @@ STOREFRONT_MAX_LINE_QUANTITY = env.int("STOREFRONT_MAX_LINE_QUANTITY", default=9
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # django-rest-knox tokens, one query per request (storefront/accounts/authentication.py).
+        "storefront.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticatedOrReadOnly"],
@@ -383,6 +454,14 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "storefront.api_negotiation.FirstRendererWhenNoneAccepted",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "storefront.api.exception_handler",
+}
+# API tokens (django-rest-knox): hours a token from /api/auth/token/ works; stored hashed.
+STOREFRONT_API_TOKEN_TTL_HOURS = env.int("STOREFRONT_API_TOKEN_TTL_HOURS", default=24 * 30)
+if STOREFRONT_API_TOKEN_TTL_HOURS < 1:
+    raise environ.ImproperlyConfigured("STOREFRONT_API_TOKEN_TTL_HOURS must be at least 1")
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(hours=STOREFRONT_API_TOKEN_TTL_HOURS),
+    "AUTH_HEADER_PREFIX": "Token",  # the header API clients already send
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Storefront API",
@@ -396,13 +475,14 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-# Secure defaults in production (behind TLS-terminating nginx, which sets X-Forwarded-Proto).
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Secure defaults in production. X-Forwarded-Proto is trusted only behind our nginx.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if STOREFRONT_BEHIND_PROXY else None
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=IS_PRODUCTION)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=IS_PRODUCTION)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=IS_PRODUCTION)
-# HSTS max-age in seconds (production default one year; 0 disables).
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if IS_PRODUCTION else 0)
+# HSTS max-age in seconds, sent over HTTPS only (one year; 0 disables). nginx sends the same
+# value (scripts/render_nginx.py and compose render it as NGINX_HSTS_MAX_AGE from this variable).
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=IS_PRODUCTION)
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -429,6 +509,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # Failed logins and lockouts are warnings; every successful login would be an info line.
+        "axes": {"level": "WARNING"},
         "storefront.cache": {"handlers": ["console_throttled"], "propagate": False},
     },
 }

@@ -7,7 +7,9 @@ from decimal import Decimal
 import factory
 from django.utils.text import slugify
 
+from storefront.accounts import services as account_services
 from storefront.accounts.models import User
+from storefront.accounts.roles import ADMINS, staff_role
 from storefront.catalog.models import Category, Product
 from storefront.orders.models import Order, OrderLine
 
@@ -31,8 +33,22 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class StaffFactory(UserFactory):
+    """A staff member in the Admins role, or in the roles given: StaffFactory(roles=[SUPPORT])."""
+
     is_staff = True
     username = factory.Sequence(lambda n: f"staff{n}")
+
+    @factory.post_generation
+    def roles(obj, create, extracted, **kwargs):
+        if create:
+            obj.groups.set(
+                [staff_role(name) for name in (extracted if extracted is not None else [ADMINS])]
+            )
+
+
+def api_token_for(user: User) -> str:
+    """A new API token for `user`, as /api/auth/token/ would return it."""
+    return account_services.api_token_create(user=user)[1]
 
 
 class CategoryFactory(factory.django.DjangoModelFactory):

@@ -3,9 +3,10 @@
 Never point such a test at the shared Redis (REDIS_URL): FLUSHALL or a restart there would hit
 every other test run. These helpers start a private server instead:
 
-* ``running_redis()``: an own ``redis-server`` without persistence (``--save "" --appendonly
-  no``, so a restart comes back empty), with ``stop()``, ``start()`` (same port),
-  ``flushall()`` and ``keys()``.
+* ``running_redis(*extra_args)``: an own ``redis-server`` without persistence (``--save ""
+  --appendonly no``, so a restart comes back empty), with ``stop()``, ``start()`` (same port),
+  ``flushall()``, ``keys()`` and ``info()``; `extra_args` are more redis-server options, e.g.
+  ``"--maxmemory", "4mb", "--maxmemory-policy", "allkeys-lru"``.
 * ``running_memcached()``: an own ``memcached``; ``.location`` is ``"127.0.0.1:port"``.
 * ``black_hole_server()``: a TCP port that accepts connections and never answers, the worst
   case for a client (a hung server, not a refused connection).
@@ -150,6 +151,11 @@ class RedisServer(_Server):
         with self.client() as client:
             return sorted(k.decode() for k in client.keys(pattern))
 
+    def info(self, section: str) -> dict:
+        """INFO `section` (e.g. "stats": evicted_keys; "memory": used_memory, maxmemory)."""
+        with self.client() as client:
+            return client.info(section)
+
 
 @dataclass
 class MemcachedServer(_Server):
@@ -183,8 +189,8 @@ def _running(server: _Server) -> Iterator[_Server]:
 
 
 @contextmanager
-def running_redis() -> Iterator[RedisServer]:
-    """An own redis-server on a free loopback port, without persistence."""
+def running_redis(*extra_args: str) -> Iterator[RedisServer]:
+    """An own redis-server on a free loopback port, without persistence, plus `extra_args`."""
     binary = _binary("redis-server", "redis-server")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="sf-redis-"))
@@ -196,6 +202,7 @@ def running_redis() -> Iterator[RedisServer]:
         "--appendonly", "no",
         "--dir", str(workdir),
         "--logfile", "",
+        *extra_args,
     ]  # fmt: skip
     with _running(RedisServer(args=args, port=port, workdir=workdir)) as server:
         yield server  # type: ignore[misc]

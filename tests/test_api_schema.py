@@ -14,6 +14,7 @@ pytestmark = pytest.mark.django_db
 
 API_PATHS = {
     "/api/auth/token/": {"post"},
+    "/api/auth/logout/": {"post"},
     "/api/products/": {"get"},
     "/api/products/{slug}/": {"get", "patch"},
     "/api/orders/": {"get", "post"},
@@ -46,6 +47,26 @@ def test_schema_documents_filters_and_error_responses(client: Client) -> None:
     create = schema["paths"]["/api/orders/"]["post"]
     assert set(create["responses"]) == {"201", "400", "401", "409", "415"}
     assert set(create["requestBody"]["content"]) == {"application/json"}
+
+
+def test_schema_documents_tokens_their_expiry_and_logout(client: Client) -> None:
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+
+    obtain = schema["paths"]["/api/auth/token/"]["post"]
+    assert set(obtain["responses"]) == {"200", "400", "429"}
+    token_ref = obtain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    token = schema["components"]["schemas"][token_ref.rsplit("/", 1)[-1]]
+    assert set(token["properties"]) == {"token", "expiry"}
+    assert token["properties"]["expiry"]["format"] == "date-time"
+    logout = schema["paths"]["/api/auth/logout/"]["post"]
+    assert set(logout["responses"]) == {"204", "401"}
+    assert logout["security"] == [{"tokenAuth": []}]
+    assert schema["components"]["securitySchemes"]["tokenAuth"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+        "description": 'Token-based authentication with required prefix "Token"',
+    }
 
 
 def test_schema_generates_without_warnings(tmp_path: Path) -> None:

@@ -13,14 +13,19 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from storefront import caching
 from storefront.cache_pages import CACHE_HEADER, CSRF_PLACEHOLDER
 from storefront.catalog import services as catalog_services
 from storefront.catalog.models import Product
 from storefront.orders.services import OrderItem, place_order
-from tests.factories import CategoryFactory, ProductFactory, UserFactory
+from tests.factories import (
+    CategoryFactory,
+    ProductFactory,
+    StaffFactory,
+    UserFactory,
+    api_token_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -181,14 +186,12 @@ def test_product_update_through_the_api_refreshes_its_page(
 ) -> None:
     product = ProductFactory(name="Desk Lamp", price=Decimal("20.00"))
     page(Client(), product.get_absolute_url())
-    api = Client(
-        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory(is_staff=True))}"
-    )
+    api = Client(HTTP_AUTHORIZATION=f"Token {api_token_for(StaffFactory())}")
 
     with django_capture_on_commit_callbacks(execute=True):
         response = api.patch(
             f"/api/products/{product.slug}/",
-            {"price": "19.99", "stock": 3},
+            {"price": "19.99", "stock": 3, "stock_version": product.stock_version},
             content_type="application/json",
         )
 
@@ -202,10 +205,8 @@ def test_product_update_through_the_api_refreshes_its_page(
 def test_api_product_update_is_for_staff_and_validated() -> None:
     product = ProductFactory(price=Decimal("20.00"))
     url = f"/api/products/{product.slug}/"
-    customer = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory())}")
-    staff = Client(
-        HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory(is_staff=True))}"
-    )
+    customer = Client(HTTP_AUTHORIZATION=f"Token {api_token_for(UserFactory())}")
+    staff = Client(HTTP_AUTHORIZATION=f"Token {api_token_for(StaffFactory())}")
 
     assert Client().patch(url, {"price": "1"}, content_type="application/json").status_code == 401
     assert customer.patch(url, {"price": "1"}, content_type="application/json").status_code == 403

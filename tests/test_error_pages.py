@@ -10,10 +10,9 @@ import sys
 import pytest
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.test import Client, RequestFactory
-from rest_framework.authtoken.models import Token
 
 from storefront.error_pages import ErrorPageMiddleware, page_not_found, server_error
-from tests.factories import OrderFactory, ProductFactory, UserFactory
+from tests.factories import OrderFactory, ProductFactory, UserFactory, api_token_for
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +169,7 @@ def test_api_errors_are_json_with_a_detail(client: Client, path: str, detail: st
 )
 def test_api_wrong_methods_are_a_json_405(client: Client, method: str, path: str) -> None:
     user = UserFactory()
-    api = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user)}")
+    api = Client(HTTP_AUTHORIZATION=f"Token {api_token_for(user)}")
     response = getattr(api, method)(path, HTTP_ACCEPT="text/html")
     detail = api_error(response, 405)
     assert detail == f'Method "{method.upper()}" not allowed.'
@@ -188,7 +187,7 @@ def test_api_malformed_request_is_a_json_400(client: Client, settings) -> None:
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 5
     response = client.post("/api/auth/token/", {f"f{i}": "x" for i in range(10)})
     assert api_error(response, 400) == "Malformed request."
-    api = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=UserFactory())}")
+    api = Client(HTTP_AUTHORIZATION=f"Token {api_token_for(UserFactory())}")
     broken = api.post("/api/orders/", "{not json", content_type="application/json")
     assert api_error(broken, 400).startswith("JSON parse error")
 

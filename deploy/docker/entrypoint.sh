@@ -6,7 +6,11 @@
 #
 # STOREFRONT_DB_WAIT_SECONDS (default 60) bounds the wait for the database; STOREFRONT_MIGRATE=0
 # and STOREFRONT_COLLECTSTATIC=0 skip those steps (the image already holds collected files).
+# STOREFRONT_ENV defaults to production here (the image sets it too): a deployment that forgot
+# it runs the secure settings, not dev's; set STOREFRONT_ENV=dev to run anything else.
 set -euo pipefail
+
+export STOREFRONT_ENV="${STOREFRONT_ENV:-production}"
 
 # The repository root (/app in the image): deploy/gunicorn.conf.py is found relative to it.
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -16,8 +20,17 @@ fail() {
   exit 64
 }
 
+# settings.py refuses some environments (ImproperlyConfigured, e.g. DJANGO_DEBUG=true in
+# production): say why at once, instead of the database wait below retrying the same error.
+check_settings() {
+  local output
+  if ! output=$(python -c 'import storefront.settings' 2>&1); then
+    fail "the settings refuse this environment: $(tail -n 1 <<<"$output")"
+  fi
+}
+
 validate_env() {
-  if [[ "${STOREFRONT_ENV:-dev}" != "production" ]]; then
+  if [[ "$STOREFRONT_ENV" != "production" ]]; then
     return 0
   fi
   local name missing=()
@@ -60,6 +73,7 @@ PY
 }
 
 validate_env
+check_settings
 wait_for_database
 if [[ "${STOREFRONT_COLLECTSTATIC:-1}" != "0" ]]; then
   storefront collectstatic --noinput --verbosity 0

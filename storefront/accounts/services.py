@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.utils import timezone
+from knox.models import AuthToken
+from knox.settings import knox_settings
 
 from storefront.accounts.models import User
 
@@ -23,3 +26,21 @@ def user_update_profile(*, user: User, **fields: object) -> User:
     user.full_clean()
     user.save(update_fields=[*fields])
     return user
+
+
+@transaction.atomic
+def api_token_create(*, user: User) -> tuple[AuthToken, str]:
+    """A new API token for `user`: the stored row (only a hash of the token) and the token
+    itself, which is shown once. It expires after REST_KNOX["TOKEN_TTL"].
+
+    The user's expired tokens are deleted here, not on every request as knox would
+    (storefront/accounts/authentication.py).
+    """
+    AuthToken.objects.filter(user=user, expiry__lt=timezone.now()).delete()
+    return AuthToken.objects.create(user=user, expiry=knox_settings.TOKEN_TTL)
+
+
+@transaction.atomic
+def api_token_revoke(*, token: AuthToken) -> None:
+    """The token stops working at once; the user's other tokens and sessions are untouched."""
+    token.delete()

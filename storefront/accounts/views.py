@@ -14,7 +14,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timeuntil
 
-from storefront.accounts import services
+from storefront.accounts import lockout, services
 from storefront.accounts.forms import PasswordResetRequestForm, ProfileForm, SignupForm
 
 
@@ -97,6 +97,13 @@ class PasswordResetPage(InvalidFormIs400, auth_views.PasswordResetView):
     email_template_name = "accounts/email/password_reset.txt"
     html_email_template_name = "accounts/email/password_reset.html"
     success_url = reverse_lazy("accounts:password_reset_done")
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        # No password can fail here, so every request counts towards the login lockout: it
+        # bounds the emails one client can send to an address, and its guesses at addresses.
+        if lockout.count_password_reset_request(request, email=request.POST.get("email", "")):
+            return lockout.lockout_response(request)
+        return super().post(request, *args, **kwargs)
 
     @property
     def extra_email_context(self) -> dict[str, str]:  # type: ignore[override]

@@ -8,13 +8,18 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, serializers
-from rest_framework.permissions import AllowAny, BasePermission, IsAdminUser
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny, BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from storefront.api import ErrorSerializer, KeysetCursorPagination, paginated_response
+from storefront.api import (
+    ErrorSerializer,
+    KeysetCursorPagination,
+    StaffPermission,
+    paginated_response,
+)
 from storefront.catalog import selectors, services
 from storefront.catalog.forms import MAX_PRICE
 from storefront.catalog.models import Category, Product
@@ -24,6 +29,30 @@ VALIDATION_ERROR = OpenApiResponse(
 )
 BAD_CURSOR = OpenApiResponse(ErrorSerializer, description="The cursor is invalid.")
 NOT_FOUND = OpenApiResponse(ErrorSerializer, description="No active product with this slug.")
+
+
+class StockConflictSerializer(serializers.Serializer):
+    """Schema of a stock 409: why, and the stock and version to start again from."""
+
+    detail = serializers.ListField(child=serializers.CharField())
+    stock = serializers.IntegerField()
+    stock_version = serializers.IntegerField()
+
+    class Meta:
+        ref_name = "StockConflict"
+
+
+def if_match_version(request: Request) -> int | None:
+    """The stock_version in an If-Match header ("3", "\"3\"" or W/"3"); None without one."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise exceptions.ValidationError(
+            {"If-Match": ['Give the product\'s stock_version, e.g. If-Match: "3".']}
+        )
+    return int(value)
 
 
 def category_ids_for_slug(slug: str) -> list[int]:
@@ -136,6 +165,10 @@ class ProductListApi(APIView):
 class ProductDetailApi(APIView):
     class OutputSerializer(ProductListApi.OutputSerializer):
         description = serializers.CharField()
+        stock_version = serializers.IntegerField(
+            help_text="Changes whenever the stock does: send it back (If-Match or stock_version) "
+            "to set an absolute stock."
+        )
         updated_at = serializers.DateTimeField()
 
         class Meta:
@@ -147,7 +180,23 @@ class ProductDetailApi(APIView):
         price = serializers.DecimalField(
             required=False, max_digits=10, decimal_places=2, min_value=0, max_value=MAX_PRICE
         )
-        stock = serializers.IntegerField(required=False, min_value=0, max_value=2_000_000_000)
+        stock = serializers.IntegerField(
+            required=False,
+            min_value=0,
+            max_value=2_000_000_000,
+            help_text="Absolute stock: needs the stock_version it was read at (this field or "
+            "If-Match). Refused with a 409 if the stock changed since (a sale).",
+        )
+        stock_version = serializers.IntegerField(
+            required=False, min_value=0, help_text="The stock_version `stock` was read at."
+        )
+        stock_delta = serializers.IntegerField(
+            required=False,
+            min_value=-2_000_000_000,
+            max_value=2_000_000_000,
+            help_text="Units to add (negative: to remove) to the stock as it is now; needs no "
+            "version. A 409 if it would take the stock below zero.",
+        )
         is_active = serializers.BooleanField(required=False)
         category = serializers.SlugRelatedField(
             required=False, slug_field="slug", queryset=Category.objects.all()
@@ -156,9 +205,22 @@ class ProductDetailApi(APIView):
         class Meta:
             ref_name = "ProductUpdate"
 
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if "stock" in attrs and "stock_delta" in attrs:
+                raise serializers.ValidationError(
+                    {"stock_delta": ["Give either stock or stock_delta, not both."]}
+                )
+            if "stock_version" in attrs and "stock" not in attrs:
+                raise serializers.ValidationError(
+                    {"stock_version": ["stock_version goes with stock."]}
+                )
+            return attrs
+
     def get_permissions(self) -> list[BasePermission]:
-        # Anyone reads; only staff change products.
-        return [IsAdminUser()] if self.request.method == "PATCH" else [AllowAny()]
+        # Anyone reads; staff whose role may change products change them.
+        if self.request.method == "PATCH":
+            return [StaffPermission("catalog.change_product")]
+        return [AllowAny()]
 
     @extend_schema(
         operation_id="products_retrieve",
@@ -176,9 +238,36 @@ class ProductDetailApi(APIView):
     @extend_schema(
         operation_id="products_partial_update",
         summary="Change a product (staff only)",
-        parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH)],
+        description="Stock has other writers (every sale takes some), so it is never written "
+        "blindly: `stock_delta` adds to the stock as it is, and an absolute `stock` must carry "
+        "the `stock_version` it was read at (body field or If-Match header). A stale version is "
+        "a 409 with the current stock and version, and nothing changes.",
+        parameters=[
+            OpenApiParameter("slug", str, OpenApiParameter.PATH),
+            OpenApiParameter(
+                "If-Match",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="The product's stock_version (as read from GET), for `stock`; "
+                "the same as the stock_version body field.",
+            ),
+        ],
         request=UpdateSerializer,
-        responses={200: OutputSerializer, 400: VALIDATION_ERROR, 404: NOT_FOUND},
+        responses={
+            200: OutputSerializer,
+            400: VALIDATION_ERROR,
+            404: NOT_FOUND,
+            409: OpenApiResponse(
+                StockConflictSerializer,
+                description="The stock changed since stock_version (a sale), or stock_delta "
+                "would take it below zero; nothing changed.",
+            ),
+            428: OpenApiResponse(
+                ErrorSerializer,
+                description="`stock` was sent without the stock_version it was read at.",
+            ),
+        },
     )
     def patch(self, request: Request, slug: str) -> Response:
         product = Product.objects.select_related("category").filter(slug=slug).first()
@@ -186,12 +275,30 @@ class ProductDetailApi(APIView):
             raise exceptions.NotFound("No product with that slug.")
         serializer = self.UpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        if not serializer.validated_data:
+        data = dict(serializer.validated_data)
+        if not data:
+            fields = [*services.UPDATABLE_FIELDS, "stock_delta"]
             raise exceptions.ValidationError(
-                {"detail": [f"Send at least one of: {', '.join(services.UPDATABLE_FIELDS)}."]}
+                {"detail": [f"Send at least one of: {', '.join(fields)}."]}
             )
+        header_version = if_match_version(request)
+        body_version = data.pop("stock_version", None)
+        if None not in (header_version, body_version) and header_version != body_version:
+            raise exceptions.ValidationError(
+                {"stock_version": ["The If-Match header and stock_version disagree."]}
+            )
+        expected = body_version if body_version is not None else header_version
         try:
-            product = services.update_product(product=product, **serializer.validated_data)
+            product = services.update_product(
+                product=product, expected_stock_version=expected, **data
+            )
+        except services.StockVersionRequired as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_428_PRECONDITION_REQUIRED)
+        except services.StockConflict as exc:
+            return Response(
+                {"detail": [exc.message], "stock": exc.stock, "stock_version": exc.stock_version},
+                status=status.HTTP_409_CONFLICT,
+            )
         except DjangoValidationError as exc:
             raise exceptions.ValidationError(exc.message_dict) from None
         return Response(self.OutputSerializer(product, context={"request": request}).data)

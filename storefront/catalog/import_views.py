@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from storefront.catalog import imports
 from storefront.catalog.forms import ProductImportForm
 from storefront.catalog.models import ProductImport
-from storefront.dashboards.permissions import staff_required
+from storefront.dashboards.permissions import staff_permission_required
 
 
 def _import_or_404(import_id: int) -> ProductImport:
@@ -22,7 +22,7 @@ def _import_or_404(import_id: int) -> ProductImport:
         raise Http404(f"There is no product import #{import_id}.") from None
 
 
-@staff_required
+@staff_permission_required("catalog.import_products", area="product imports")
 @require_http_methods(["GET", "POST"])
 def product_import_page(request: HttpRequest) -> HttpResponse:
     """GET: the upload form and recent imports; POST: store the file, queue the import and go
@@ -52,7 +52,7 @@ def product_import_page(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
-@staff_required
+@staff_permission_required("catalog.import_products", area="product imports")
 @require_GET
 def product_import_detail_page(request: HttpRequest, import_id: int) -> HttpResponse:
     record = _import_or_404(import_id)
@@ -60,7 +60,7 @@ def product_import_detail_page(request: HttpRequest, import_id: int) -> HttpResp
 
 
 @never_cache
-@staff_required
+@staff_permission_required("catalog.import_products", area="product imports")
 @require_GET
 def product_import_status(request: HttpRequest, import_id: int) -> JsonResponse:
     try:

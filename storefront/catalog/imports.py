@@ -15,6 +15,18 @@ header) fails before any row is written: both problems are found by the first pa
 counts the rows for the progress bar.
 
 Bulk writes skip the model signals, so the catalog cache namespace is bumped here, on commit.
+
+Stock: an import is the source of truth at the moment its batch runs. The ``stock`` column is an
+absolute count (what the warehouse counted), not a change, so it is written as it is, under the
+rows' lock: each batch locks its existing products (SELECT ... FOR UPDATE, in id order like the
+checkout, so the two never deadlock) before reading and comparing them, and holds the locks to
+its commit. A checkout then either commits before the batch reads the row (and the file's count
+replaces the stock it left), or waits for the batch and sells from the file's count: its
+decrement is never lost, and the unchanged/updated counts describe what was really written. A
+row whose stock changes bumps the product's stock_version, so an admin form or API client that
+read the stock before the import gets a conflict rather than writing over the count. Units sold
+between counting and importing are the operator's to account for: import a fresh count, or set
+stock by delta through the API (stock_delta) when only arrivals are known.
 """
 
 from __future__ import annotations
@@ -286,14 +298,34 @@ def _unique_slugs(bases: dict[str, str]) -> dict[str, str]:
     raise RuntimeError("could not find free slugs for new products")
 
 
+def _next_stock_version(current: list | None, stock: int) -> int:
+    """A new product starts at 0; an existing one's version moves only if its stock does."""
+    if current is None:
+        return 0
+    current_stock, version = current[4], current[7]
+    return version if current_stock == stock else version + 1
+
+
 def _write_batch(rows: list[ImportRow], *, columns: dict[str, int], tally: _Tally) -> None:
     """Upsert one batch by SKU: insert new products, update changed ones, skip equal ones."""
     has_description = "description" in columns
     has_active = "is_active" in columns
+    # Locked until the batch commits, in id order (see the module docstring).
     existing = {
         sku: rest
-        for sku, *rest in Product.objects.filter(sku__in=[row.sku for row in rows]).values_list(
-            "sku", "slug", "name", "category_id", "price", "stock", "description", "is_active"
+        for sku, *rest in Product.objects.select_for_update()
+        .filter(sku__in=[row.sku for row in rows])
+        .order_by("pk")
+        .values_list(
+            "sku",
+            "slug",
+            "name",
+            "category_id",
+            "price",
+            "stock",
+            "description",
+            "is_active",
+            "stock_version",
         )
     }
     new, changed = [], []
@@ -302,7 +334,7 @@ def _write_batch(rows: list[ImportRow], *, columns: dict[str, int], tally: _Tall
         if current is None:
             new.append(row)
             continue
-        _slug, name, category_id, price, stock, description, is_active = current
+        _slug, name, category_id, price, stock, description, is_active, _version = current
         if (
             (name, category_id, price, stock) == (row.name, row.category_id, row.price, row.stock)
             and (not has_description or description == row.description)
@@ -324,11 +356,12 @@ def _write_batch(rows: list[ImportRow], *, columns: dict[str, int], tally: _Tall
             stock=row.stock,
             description=row.description or "",
             is_active=True if row.is_active is None else row.is_active,
+            stock_version=_next_stock_version(existing.get(row.sku), row.stock),
         )
         for row in (*new, *changed)
     ]
     if products:
-        update_fields = ["name", "category", "price", "stock", "updated_at"]
+        update_fields = ["name", "category", "price", "stock", "stock_version", "updated_at"]
         update_fields += ["description"] if has_description else []
         update_fields += ["is_active"] if has_active else []
         # The rows were validated against the model's constraints above (full_clean per row

@@ -64,6 +64,11 @@ class Product(models.Model):
     description = models.TextField(blank=True)
     price = models.DecimalField(max_digits=10, decimal_places=2)
     stock = models.IntegerField(default=0)
+    # Bumped by every write that changes `stock` (checkout, cancellation, admin, API, import).
+    # Writers that set an absolute stock (the admin forms, the API's `stock`) send the version
+    # they read and are refused if it moved: a sale made meanwhile is never silently undone.
+    # db_default: bulk loaders that name their columns (the seed's COPY) need not know it.
+    stock_version = models.PositiveIntegerField(default=0, db_default=0, editable=False)
     category = models.ForeignKey(
         Category, on_delete=models.PROTECT, related_name="products", db_index=False
     )

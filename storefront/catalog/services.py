@@ -1,4 +1,17 @@
-"""Writes of the catalog (other than the CSV import, in imports.py)."""
+"""Writes of the catalog (other than the CSV import, in imports.py).
+
+Stock has several writers: the checkout and order cancellations (deltas under the row lock, in
+storefront/orders/services.py), the admin forms, the API and the CSV import. None may undo a
+sale made between reading the stock and writing it, so every stock change here happens under
+the product's row lock (SELECT ... FOR UPDATE, the lock the checkout takes) and bumps
+Product.stock_version:
+
+* a delta (`stock_delta`) is applied to the stock as it is under the lock: it cannot conflict,
+  only fail when it would take the stock below zero;
+* an absolute value (`stock`) is an edit of a number someone read earlier, so it must say which
+  version it was read at (`expected_stock_version`): if the version moved, the write is refused
+  with the current stock (StockConflict) instead of overwriting the change it did not see.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +24,78 @@ from storefront.catalog.models import Category, Product
 UPDATABLE_FIELDS = ("name", "description", "price", "stock", "is_active", "category")
 
 
+class StockConflict(Exception):
+    """A stock write that would undo a change it did not see (or go below zero); nothing was
+    written. `stock` and `stock_version` are the product's current ones."""
+
+    def __init__(self, message: str, *, stock: int, stock_version: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.stock = stock
+        self.stock_version = stock_version
+
+
+class StockVersionRequired(Exception):
+    """An absolute stock was given without the version it was read at."""
+
+
+def stock_changed_message(*, stock: int) -> str:
+    return (
+        f"Someone changed this product's stock (now {stock}) since you opened the page: "
+        "reload and try again."
+    )
+
+
+def lock_stock(*, product_id: int) -> tuple[int, int]:
+    """(stock, stock_version) of the product, locked until the transaction ends."""
+    return (
+        Product.objects.select_for_update()
+        .filter(pk=product_id)
+        .values_list("stock", "stock_version")
+        .get()
+    )
+
+
+def new_stock(
+    *,
+    current_stock: int,
+    current_version: int,
+    stock: int | None = None,
+    stock_delta: int | None = None,
+    expected_stock_version: int | None = None,
+) -> int:
+    """The stock a write asks for, checked against the locked current stock and version.
+
+    Raises StockVersionRequired, or StockConflict (a stale version, or a delta taking the stock
+    below zero).
+    """
+    if stock is not None and stock_delta is not None:
+        raise ValueError("Give either stock or stock_delta, not both.")
+    if stock_delta is not None:
+        if current_stock + stock_delta < 0:
+            raise StockConflict(
+                f"Only {current_stock} in stock: cannot take away {-stock_delta}.",
+                stock=current_stock,
+                stock_version=current_version,
+            )
+        return current_stock + stock_delta
+    if stock is None:
+        return current_stock
+    if expected_stock_version is None:
+        raise StockVersionRequired(
+            "Setting stock needs the stock_version it was read at (or send stock_delta)."
+        )
+    if expected_stock_version != current_version:
+        raise StockConflict(
+            f"Someone changed this product's stock (now {current_stock}, stock_version "
+            f"{current_version}) since you read it at stock_version {expected_stock_version}: "
+            "read it again and retry, or send stock_delta.",
+            stock=current_stock,
+            stock_version=current_version,
+        )
+    return stock
+
+
 @transaction.atomic
 def update_product(
     *,
@@ -19,24 +104,40 @@ def update_product(
     description: str | None = None,
     price: Decimal | None = None,
     stock: int | None = None,
+    stock_delta: int | None = None,
+    expected_stock_version: int | None = None,
     is_active: bool | None = None,
     category: Category | None = None,
 ) -> Product:
     """Change the given fields (None = leave as is), validated by the model's rules.
 
-    The save fires the catalog signal, which invalidates cached catalog pages after commit.
+    `stock` (absolute, with `expected_stock_version`) or `stock_delta` change the stock under the
+    row lock (see the module docstring); a changed stock bumps stock_version. The save fires the
+    catalog signal, which invalidates cached catalog pages after commit.
     """
     changes = {
         "name": name,
         "description": description,
         "price": price,
-        "stock": stock,
         "is_active": is_active,
         "category": category,
     }
     changed = [field for field, value in changes.items() if value is not None]
     for field in changed:
         setattr(product, field, changes[field])
+    if stock is not None or stock_delta is not None:
+        current_stock, current_version = lock_stock(product_id=product.pk)
+        wanted = new_stock(
+            current_stock=current_stock,
+            current_version=current_version,
+            stock=stock,
+            stock_delta=stock_delta,
+            expected_stock_version=expected_stock_version,
+        )
+        product.stock, product.stock_version = current_stock, current_version
+        if wanted != current_stock:
+            product.stock, product.stock_version = wanted, current_version + 1
+            changed += ["stock", "stock_version"]
     if changed:
         product.full_clean(validate_unique=False)
         product.save(update_fields=[*changed, "updated_at"])

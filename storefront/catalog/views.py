@@ -16,10 +16,25 @@ def _pages_ttl() -> int:
     return settings.STOREFRONT_CACHE_TTL_PAGES
 
 
+# Every query parameter the listing reads: its filters and its pages. The page cache keys on
+# these alone (any other parameter is dropped), so made-up ones cannot multiply cache entries.
+LISTING_QUERY_PARAMS = (
+    *ProductFilterForm.base_fields,
+    pagination.PAGE_PARAM,
+    pagination.AFTER_PARAM,
+    pagination.BEFORE_PARAM,
+)
+
+
 # Listings show "Only N left" on cards: they depend on the low-stock display counter too.
 # Read-only pages: other methods get the site's 405 page (storefront/error_pages.py).
 @require_safe
-@cache_anonymous_page("catalog", timeout=_pages_ttl, scopes=lambda request: ["stock"])
+@cache_anonymous_page(
+    "catalog",
+    timeout=_pages_ttl,
+    scopes=lambda request: ["stock"],
+    query_params=LISTING_QUERY_PARAMS,
+)
 def product_listing_page(request: HttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET or None)
     categories = selectors.category_list()
@@ -77,7 +92,10 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
 
 @require_safe
 @cache_anonymous_page(
-    "catalog", timeout=_pages_ttl, scopes=lambda request, slug: [f"product:{slug}", "stock"]
+    "catalog",
+    timeout=_pages_ttl,
+    scopes=lambda request, slug: [f"product:{slug}", "stock"],
+    query_params=(),  # no query parameter changes a product page
 )
 def product_detail_page(request: HttpRequest, slug: str) -> HttpResponse:
     try:

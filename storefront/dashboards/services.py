@@ -273,6 +273,26 @@ def recompute_sales_days(*, days: Iterable[dt.date]) -> None:
         _recompute(first=day, last=day)
 
 
+def recompute_sales_days_after_commit(*, days: Iterable[dt.date]) -> None:
+    """recompute_sales_days once the current transaction commits (each day once).
+
+    After, not inside: a recomputation may wait for the nightly refresh's aggregation (the
+    recomputations' lock), and the caller's row locks (orders, restocked products) must not be
+    held that long. robust: the order change is committed; a failure here is logged and the
+    nightly refresh repairs the days.
+    """
+    pending = sorted(set(days))
+    if pending:
+        transaction.on_commit(lambda: recompute_sales_days(days=pending), robust=True)
+
+
+def record_cancellations(*, orders: Iterable[Order]) -> None:
+    """Staff cancelled these orders (their status set by QuerySet.update(), which sends no
+    signal): their days are recomputed after the commit, which takes them out of the daily and
+    per-product tables and of the rolling 30 days."""
+    recompute_sales_days_after_commit(days=[sales_day(order.created_at) for order in orders])
+
+
 def _ranges(
     first: dt.date | None, last: dt.date | None
 ) -> tuple[QuerySet[Order], QuerySet[OrderLine]]:
@@ -444,12 +464,15 @@ def _recompute(*, first: dt.date | None, last: dt.date | None) -> SalesRefresh:
         )
         if rebuild_window:
             cursor.execute(
-                f"INSERT INTO {_WINDOW_TABLE} (id, first_day) VALUES (1, %s) "  # noqa: S608
+                f"INSERT INTO {_WINDOW_TABLE} (id, first_day) VALUES (1, %s) "  # noqa: S608 - model table
                 "ON CONFLICT (id) DO UPDATE SET first_day = excluded.first_day",
                 [new_first],
             )
         cursor.execute("DROP TABLE sales_fix_daily, sales_fix_product, sales_fix_recent")
-        cursor.execute(f"SELECT count(*) FROM {_DAILY_TABLE} WHERE {where}", where_params)  # noqa: S608
+        cursor.execute(
+            f"SELECT count(*) FROM {_DAILY_TABLE} WHERE {where}",  # noqa: S608 - model table, params
+            where_params,
+        )
         (days_with_revenue,) = cursor.fetchone()
     finished = time.monotonic()
     return SalesRefresh(
@@ -486,7 +509,7 @@ def _apply_difference(
     if nullable:
         # A product deleted since the difference was computed: its rows are NULL-keyed now.
         cursor.execute(
-            f"UPDATE {fix} SET product_id = NULL WHERE product_id IS NOT NULL "  # noqa: S608
+            f"UPDATE {fix} SET product_id = NULL WHERE product_id IS NOT NULL "  # noqa: S608 - our tables
             f"AND NOT EXISTS (SELECT 1 FROM {_PRODUCTS} p WHERE p.id = {fix}.product_id)"
         )
     key_list = ", ".join(keys)

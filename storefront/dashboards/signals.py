@@ -1,10 +1,11 @@
-"""Keeps the sales tables right when an order changes outside the checkout (admin, cancel).
+"""Keeps the sales tables right when an order is saved outside the checkout (admin, shell).
 
 The checkout adds its order itself (services.record_order). Any later save of an order that
 moves it into or out of Order.REVENUE_STATUSES, or changes a counted order's total or item
 count, recomputes that order's day after the commit; so does deleting a counted order.
-QuerySet.update() sends no signals: code that changes orders in bulk must call
-services.recompute_sales_days itself (the nightly refresh catches anything missed).
+QuerySet.update() sends no signals: code that changes orders in bulk must tell the sales tables
+itself, as the staff cancellation does (services.record_cancellations); the nightly refresh
+catches anything missed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
 from django.db.models.signals import post_delete, post_init, post_save
 from django.dispatch import receiver
 
@@ -34,16 +34,9 @@ def _figures(order: Order) -> tuple | None:
 
 
 def _recompute_after_commit(order: Order) -> None:
-    from storefront.dashboards.services import recompute_sales_days
+    from storefront.dashboards.services import recompute_sales_days_after_commit
 
-    day = sales_day(order.created_at)
-
-    def recompute() -> None:
-        recompute_sales_days(days=[day])
-
-    # robust: the order change is committed; a failure here is logged and the nightly
-    # refresh repairs the day.
-    transaction.on_commit(recompute, robust=True)
+    recompute_sales_days_after_commit(days=[sales_day(order.created_at)])
 
 
 @receiver(post_init, sender=Order, dispatch_uid="dashboards-order-loaded")

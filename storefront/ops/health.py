@@ -6,6 +6,7 @@ because the database is down would not help. Readiness (`/readyz`) asks each dep
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,8 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ def run_checks() -> list[CheckResult]:
             detail, ok = check(), True
         except Exception as exc:  # any failure means "not ready", with its reason
             detail, ok = f"{type(exc).__name__}: {exc}", False
+            # The reason goes to the log in full; /readyz shows it to local clients only.
+            logger.warning("readiness check %s failed: %s", name, detail)
         results.append(
             CheckResult(
                 name=name,

@@ -5,6 +5,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from storefront.ops import views
+from storefront.ops.client_address import client_address
 
 PROBES = {"/healthz": views.healthz, "/readyz": views.readyz}
 
@@ -38,15 +39,12 @@ class ProxyClientAddressMiddleware:
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        from django.conf import settings
-
         self.get_response = get_response
-        header = settings.STOREFRONT_PROXY_CLIENT_IP_HEADER
-        self.meta_key = "HTTP_" + header.upper().replace("-", "_") if header else ""
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self.meta_key:
-            address = request.META.get(self.meta_key, "").strip()
-            if address:
-                request.META["REMOTE_ADDR"] = address
+        # The rule lives in client_address(), which /readyz (answered before this middleware
+        # runs) uses too.
+        address = client_address(request)
+        if address:
+            request.META["REMOTE_ADDR"] = address
         return self.get_response(request)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from django.conf import settings
@@ -30,6 +32,58 @@ from storefront.orders.models import Order
 MAX_ORDER_ITEMS = 50
 
 NOT_AUTHENTICATED = OpenApiResponse(ErrorSerializer, description="No valid token or session.")
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 100
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="A key of your choosing (a UUID, say; 1 to 100 visible ASCII characters), new "
+    "for each order you mean to place. Retrying with the same key and the same body never "
+    "places a second order: the order placed by the first request comes back, again as a 201, "
+    "with an `Idempotent-Replayed: true` header. The same key with another body is a 409. Keys "
+    "are per customer; a request refused for stock or input placed nothing and may be retried "
+    "with its key.",
+)
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def idempotency_key_from(request: Request) -> str:
+    """The request's Idempotency-Key header ("" without one); a malformed key is a 400."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return ""
+    if not (
+        0 < len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH
+        and key.isascii()
+        and key.isprintable()
+        and " " not in key
+    ):
+        raise exceptions.ValidationError(
+            {
+                "Idempotency-Key": [
+                    f"Give 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} visible ASCII characters, e.g. a UUID."
+                ]
+            }
+        )
+    return key
+
+
+def request_fingerprint(data: dict[str, Any]) -> str:
+    """SHA-256 of the validated body in canonical form: defaults filled in, items in product
+    order (one item per product is enforced), keys sorted. Two bodies asking for the same order
+    have the same fingerprint, however their JSON was spelled."""
+    canonical = {
+        "items": sorted(
+            ({"product": item["product"], "quantity": item["quantity"]} for item in data["items"]),
+            key=lambda item: item["product"],
+        ),
+        "shipping_name": data.get("shipping_name", ""),
+        "shipping_address": data.get("shipping_address", ""),
+    }
+    encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(encoded.encode()).hexdigest()
 
 
 def order_items_for(items: list[dict[str, Any]]) -> list[services.OrderItem]:
@@ -153,10 +207,20 @@ class OrderListCreateApi(APIView):
         operation_id="orders_create",
         summary="Place an order",
         description="All or nothing: every item is ordered and its stock taken, or nothing "
-        "changes. The new order's API address is in the Location header.",
+        "changes. The new order's API address is in the Location header.\n\n"
+        "Send an `Idempotency-Key` header to make retries safe: a retry with the same key and "
+        "body (after a timeout, say) gets the order the first request placed, as a 201 with "
+        "`Idempotent-Replayed: true`, and never places a second one, even when both requests "
+        "arrive at once.",
+        parameters=[IDEMPOTENCY_KEY],
         request=InputSerializer,
         responses={
-            201: OutputSerializer,
+            201: OpenApiResponse(
+                OutputSerializer,
+                description="The order placed; or, for a retry of an Idempotency-Key already "
+                "used with the same body, the order that request placed (header "
+                "`Idempotent-Replayed: true`).",
+            ),
             400: OpenApiResponse(
                 OpenApiTypes.OBJECT,
                 description="Invalid input (also malformed JSON): field names map to messages.",
@@ -164,22 +228,40 @@ class OrderListCreateApi(APIView):
             401: NOT_AUTHENTICATED,
             409: OpenApiResponse(
                 ConflictErrorSerializer,
-                description="Not enough stock (or a product stopped being sold); nothing changed.",
+                description="Not enough stock (or a product stopped being sold), or the "
+                "Idempotency-Key was already used with another body; nothing changed.",
             ),
             415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
         },
     )
     def post(self, request: Request) -> Response:
+        key = idempotency_key_from(request)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        replayed = False
         try:
             order = services.place_order(
                 user=request.user,
                 items=order_items_for(data["items"]),
                 shipping_name=data.get("shipping_name", ""),
                 shipping_address=data.get("shipping_address", ""),
+                idempotency_key=key,
+                request_fingerprint=request_fingerprint(data) if key else "",
             )
+        except services.AlreadyPlaced as exc:
+            if not exc.same_request:
+                raise Conflict(
+                    {
+                        "detail": [
+                            "This Idempotency-Key was already used for another request (order "
+                            f"{exc.order.number}); use a new key for a new order."
+                        ]
+                    }
+                ) from None
+            # A retry: the first request's order, as that request answered (a 201: clients
+            # written for the first answer need no other case; the header tells them apart).
+            order, replayed = exc.order, True
         except services.CheckoutError as exc:
             # Input was validated above, so what remains is the stock or catalog having
             # changed under the client: a conflict with current state, not a bad request.
@@ -188,10 +270,13 @@ class OrderListCreateApi(APIView):
         location = request.build_absolute_uri(
             reverse("api-order-detail", kwargs={"number": order.number})
         )
+        headers = {"Location": location}
+        if replayed:
+            headers[REPLAYED_HEADER] = "true"
         return Response(
             self.OutputSerializer(order, context={"request": request}).data,
             status=status.HTTP_201_CREATED,
-            headers={"Location": location},
+            headers=headers,
         )
 
 

@@ -18,6 +18,8 @@ class Order(models.Model):
 
     # Statuses whose totals count as revenue and spending.
     REVENUE_STATUSES = (Status.PLACED, Status.PAID, Status.SHIPPED, Status.DELIVERED)
+    # Statuses staff may cancel from (the goods have not left): cancelling restocks the lines.
+    CANCELLABLE_STATUSES = (Status.PLACED, Status.PAID)
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders", db_index=False
@@ -30,11 +32,27 @@ class Order(models.Model):
     shipping_name = models.CharField(max_length=150, blank=True)
     shipping_address = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The checkout's idempotency key: the hidden key of the rendered checkout form, or the API's
+    # Idempotency-Key header. A second submission with the same key (a double click, a retry)
+    # gets this order back instead of placing another; keys are per customer.
+    # Empty: placed without a key. (db_default: the seed's COPY names its columns.)
+    idempotency_key = models.CharField(
+        max_length=100, blank=True, default="", db_default="", editable=False
+    )
+    # SHA-256 of the API request's canonical body, so a key reused for another body is refused.
+    request_fingerprint = models.CharField(
+        max_length=64, blank=True, default="", db_default="", editable=False
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_non_negative"),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=~Q(idempotency_key=""),
+                name="order_user_idempotency_key_uniq",
+            ),
         ]
         indexes = [
             # Order history and customer dashboard: one user's orders, newest first.

@@ -37,6 +37,7 @@ from django.utils.text import slugify
 from PIL import Image, ImageDraw, ImageFont
 
 from storefront.accounts.models import User
+from storefront.accounts.roles import ADMINS, staff_role
 from storefront.catalog.models import Category, Product
 from storefront.dashboards.models import DailySales, ProductDailySales, ProductSales30d
 from storefront.dashboards.services import refresh_daily_sales
@@ -644,6 +645,8 @@ def ensure_demo_accounts() -> tuple[User, User]:
         staff = User.objects.create_superuser(
             DEMO_STAFF[0], password=DEMO_STAFF[1], **DEMO_STAFF_PROFILE
         )
+        # The role says what the demo staff does, should the superuser flag ever be dropped.
+        staff.groups.add(staff_role(ADMINS))
     return customer, staff
 
 
@@ -765,7 +768,7 @@ class _SqliteInsertSink(_Sink):
         placeholders = ", ".join(["%s"] * len(columns))
         # Table and column names come from the models, quoted; the values are parameters.
         names = ", ".join(map(quote, columns))
-        sql = f"INSERT INTO {quote(table)} ({names}) VALUES ({placeholders})"  # noqa: S608
+        sql = f"INSERT INTO {quote(table)} ({names}) VALUES ({placeholders})"  # noqa: S608 - see above
         with connection.cursor() as cursor:
             cursor.executemany(sql, rows)
 

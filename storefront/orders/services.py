@@ -1,19 +1,27 @@
-"""Writes of the orders app: placing an order is the one place stock goes down."""
+"""Writes of the orders app: placing an order is the one place stock goes down, cancelling
+one the place it comes back.
+
+Both change stock by delta under the product rows' lock (SELECT ... FOR UPDATE, in id order) and
+bump Product.stock_version, so writers that set an absolute stock (admin, API) notice the sale
+or the restock instead of undoing it (see storefront/catalog/services.py).
+"""
 
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Sum
 
 from storefront import caching
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
+from storefront.dashboards.services import record_cancellations
 from storefront.dashboards.services import record_order as record_sales
 from storefront.orders import notifications, tasks
 from storefront.orders.models import CartItem, Order, OrderLine
@@ -23,8 +31,23 @@ from storefront.orders.shipping import profile_shipping_address
 NUMBER_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 
 
+# Class of the PostgreSQL advisory locks (two-int form) that serialise the checkouts of one
+# customer's idempotency key; the catalog import uses 0x5F1A.
+_IDEMPOTENCY_LOCK_CLASS = 0x5F0C
+
+
 class CheckoutError(ValidationError):
     """The order cannot be placed (stock, inactive product, bad quantity); nothing was written."""
+
+
+class AlreadyPlaced(Exception):
+    """The idempotency key was already used by one of the customer's orders: nothing was
+    written. `same_request` tells whether the earlier request had the same fingerprint."""
+
+    def __init__(self, order: Order, *, same_request: bool) -> None:
+        super().__init__(f"Order {order.number} was already placed with this key.")
+        self.order = order
+        self.same_request = same_request
 
 
 @dataclass(frozen=True)
@@ -39,6 +62,26 @@ def new_order_number(rand: secrets.SystemRandom | None = None) -> str:
     return f"SF-{chars[:4]}-{chars[4:]}"
 
 
+def _claim_idempotency_key(*, user: User, key: str, fingerprint: str) -> None:
+    """Raise AlreadyPlaced if the customer already placed an order with `key`.
+
+    On PostgreSQL a transaction-level advisory lock on (customer, key) is taken first, so two
+    submissions of one key (a double click, a retry while the first is still running) run one
+    after the other: the second finds the first's committed order here, before it locks any
+    product, and never sees "out of stock" for units its own first submission took. The unique
+    constraint on (user, idempotency_key) backs this up on other databases.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+                [_IDEMPOTENCY_LOCK_CLASS, f"{user.pk}:{key}"],
+            )
+    existing = Order.objects.filter(user=user, idempotency_key=key).first()
+    if existing is not None:
+        raise AlreadyPlaced(existing, same_request=existing.request_fingerprint == fingerprint)
+
+
 @transaction.atomic
 def place_order(
     *,
@@ -46,12 +89,39 @@ def place_order(
     items: list[OrderItem],
     shipping_name: str = "",
     shipping_address: str = "",
+    idempotency_key: str = "",
+    request_fingerprint: str = "",
 ) -> Order:
     """Create an order for `items`, decrementing stock; all or nothing.
 
     Products are locked with SELECT ... FOR UPDATE in id order (so two checkouts never deadlock)
     and stock is checked under the lock, so the last unit is sold exactly once.
+
+    With an `idempotency_key`, a customer's second call with the same key places nothing and
+    raises AlreadyPlaced with the first order (compare `request_fingerprint`s to tell a retry
+    from a reused key).
     """
+    if idempotency_key:
+        _claim_idempotency_key(user=user, key=idempotency_key, fingerprint=request_fingerprint)
+    return _place_order(
+        user=user,
+        items=items,
+        shipping_name=shipping_name,
+        shipping_address=shipping_address,
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
+    )
+
+
+def _place_order(
+    *,
+    user: User,
+    items: list[OrderItem],
+    shipping_name: str,
+    shipping_address: str,
+    idempotency_key: str,
+    request_fingerprint: str,
+) -> Order:
     if not items:
         raise CheckoutError("Your cart is empty.")
     merged: dict[int, int] = {}
@@ -103,13 +173,17 @@ def place_order(
         item_count=sum(merged.values()),
         shipping_name=shipping_name or user.display_name,
         shipping_address=shipping_address or profile_shipping_address(user=user),
+        idempotency_key=idempotency_key,
+        request_fingerprint=request_fingerprint,
     )
     _save_with_unique_number(order)
     for line in lines:
         line.order = order
     OrderLine.objects.bulk_create(lines)
     for pid, qty in merged.items():
-        Product.objects.filter(pk=pid).update(stock=F("stock") - qty)
+        Product.objects.filter(pk=pid).update(
+            stock=F("stock") - qty, stock_version=F("stock_version") + 1
+        )
     _invalidate_stock_after_commit(products, merged)
     _send_order_emails_after_commit(order, products, merged)
     record_sales(order=order, lines=lines)  # last: it locks the day's sales row until commit
@@ -123,20 +197,26 @@ def place_order_from_cart(
     items: list[OrderItem],
     shipping_name: str = "",
     shipping_address: str = "",
+    idempotency_key: str = "",
 ) -> Order:
     """The checkout of the cart: place_order, and the customer's saved cart emptied in the same
     transaction, so a placed order's lines never come back at the next login and a refused
     order keeps them (its CheckoutError rolls the emptying back too).
 
-    The saved cart is emptied first: place_order takes the day's sales row lock last, and
-    holding it while this delete runs would slow every other checkout.
+    The idempotency key is claimed first (a resubmitted form leaves the cart alone and raises
+    AlreadyPlaced); the saved cart is emptied next: place_order takes the day's sales row lock
+    last, and holding it while this delete runs would slow every other checkout.
     """
+    if idempotency_key:
+        _claim_idempotency_key(user=user, key=idempotency_key, fingerprint="")
     CartItem.objects.filter(user=user).delete()
-    return place_order(
+    return _place_order(
         user=user,
         items=items,
         shipping_name=shipping_name,
         shipping_address=shipping_address,
+        idempotency_key=idempotency_key,
+        request_fingerprint="",
     )
 
 
@@ -195,8 +275,97 @@ def _save_with_unique_number(order: Order, attempts: int = 5) -> None:
                 order.save(force_insert=True)
             return
         except IntegrityError:
+            if order.idempotency_key:
+                # The same key committed meanwhile (databases without the advisory lock).
+                existing = Order.objects.filter(
+                    user_id=order.user_id, idempotency_key=order.idempotency_key
+                ).first()
+                if existing is not None:
+                    raise AlreadyPlaced(
+                        existing,
+                        same_request=existing.request_fingerprint == order.request_fingerprint,
+                    ) from None
             if attempt == attempts - 1:
                 raise
+
+
+# Cancelling orders (staff): the lines go back to stock, the sales tables forget the order.
+
+
+@dataclass
+class CancelResult:
+    cancelled: list[Order] = field(default_factory=list)
+    # Already cancelled: left alone (cancelling twice is a no-op).
+    already_cancelled: list[Order] = field(default_factory=list)
+    # Shipped or delivered: the goods have left, so there is nothing to put back in stock.
+    refused: list[Order] = field(default_factory=list)
+
+
+@transaction.atomic
+def cancel_orders(*, order_ids: Iterable[int]) -> CancelResult:
+    """Cancel the placed or paid orders among `order_ids`, returning their lines to stock.
+
+    The orders are locked first (id order), so cancelling one order twice at once restocks it
+    once: the second sees it cancelled. The products are then locked in id order, like the
+    checkout's, and restocked by delta (stock + quantity: a sale or an edit made since the
+    order is kept), bumping stock_version. The sales tables recompute the orders' days after
+    the commit (storefront/dashboards/services.py). Lines whose product was deleted restock
+    nothing.
+    """
+    result = CancelResult()
+    orders = list(Order.objects.select_for_update().filter(pk__in=list(order_ids)).order_by("pk"))
+    for order in orders:
+        if order.status == Order.Status.CANCELLED:
+            result.already_cancelled.append(order)
+        elif order.status in Order.CANCELLABLE_STATUSES:
+            result.cancelled.append(order)
+        else:
+            result.refused.append(order)
+    if not result.cancelled:
+        return result
+
+    ids = [order.pk for order in result.cancelled]
+    returned = dict(
+        OrderLine.objects.filter(order_id__in=ids, product__isnull=False)
+        .values("product_id")
+        .annotate(units=Sum("quantity"))
+        .order_by()
+        .values_list("product_id", "units")
+    )
+    products = {
+        p.id: p
+        for p in Product.objects.select_for_update()
+        .filter(id__in=returned)
+        .only("id", "slug", "stock")
+        .order_by("id")
+    }
+    for pid in sorted(products):
+        Product.objects.filter(pk=pid).update(
+            stock=F("stock") + returned[pid], stock_version=F("stock_version") + 1
+        )
+    Order.objects.filter(pk__in=ids).update(status=Order.Status.CANCELLED)
+    for order in result.cancelled:
+        order.status = Order.Status.CANCELLED
+    _invalidate_restock_after_commit(products)
+    # QuerySet.update() sends no signals: the sales tables are told here.
+    record_cancellations(orders=result.cancelled)
+    return result
+
+
+def _invalidate_restock_after_commit(products: dict[int, Product]) -> None:
+    """The restocked products' pages; listings too when one was showing "Sold out" or
+    "Only N left" (its stock before the restock was in that range)."""
+    if not products:
+        return
+    slugs = [p.slug for p in products.values()]
+    shows_stock = any(p.stock <= settings.STOREFRONT_LOW_STOCK_THRESHOLD for p in products.values())
+
+    def invalidate() -> None:
+        caching.bump_products(slugs)
+        if shows_stock:
+            caching.bump_stock_display()
+
+    transaction.on_commit(invalidate, robust=True)
 
 
 # The saved cart: the durable copy of a signed-in customer's session cart (see orders/cart.py).

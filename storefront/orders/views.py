@@ -97,6 +97,9 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
         initial={
             "shipping_name": user.display_name,
             "shipping_address": profile_shipping_address(user=user),
+            # A new key each time the form is rendered unbound (a re-rendered POST keeps its
+            # own: that submission placed nothing).
+            "idempotency_key": CheckoutForm.new_idempotency_key(),
         },
     )
     status = 200
@@ -108,6 +111,12 @@ def checkout_page(request: HttpRequest) -> HttpResponse:
             ]
             try:
                 order = services.place_order_from_cart(user=user, items=items, **form.cleaned_data)
+            except services.AlreadyPlaced as exc:
+                # The same form again (a double click, a retry): the first submission's order.
+                # The cart is left alone: the first submission emptied it, and anything in it
+                # now was added since.
+                messages.info(request, "This order was already placed.")
+                return redirect(exc.order)
             except services.CheckoutError as exc:
                 errors, status = exc.messages, 409
             else:

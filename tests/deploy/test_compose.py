@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -114,6 +115,7 @@ def test_expected_services(compose: dict[str, Any]) -> None:
         "beat",
         "postgres",
         "redis",
+        "cache",
         "memcached",
     }
 
@@ -148,8 +150,41 @@ def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
 
 def test_web_waits_for_healthy_backends(compose: dict[str, Any]) -> None:
     depends = _depends(_services(compose)["web"])
-    for backend in ("postgres", "redis", "memcached"):
+    for backend in ("postgres", "redis", "cache", "memcached"):
         assert depends[backend] == {"condition": "service_healthy"}
+
+
+def _redis_options(service: dict[str, Any]) -> dict[str, str]:
+    """`redis-server --name value ...` as {name: value}."""
+    command = service["command"]
+    assert command[0] == "redis-server"
+    names, values = command[1::2], command[2::2]
+    assert all(name.startswith("--") for name in names) and len(names) == len(values)
+    return {name.removeprefix("--"): value for name, value in zip(names, values, strict=True)}
+
+
+def test_sessions_and_queue_never_share_a_server_with_the_evicting_cache(
+    compose: dict[str, Any],
+) -> None:
+    """Eviction is per server: the cache gets its own (bounded, LRU, not persisted), and the
+    server holding sessions and the task queue never evicts and keeps an append-only file."""
+    services = _services(compose)
+    durable, cache = _redis_options(services["redis"]), _redis_options(services["cache"])
+    assert durable["maxmemory-policy"] == "noeviction"
+    assert durable["appendonly"] == "yes"
+    assert _volume_mounts(services["redis"])["redis-data"][0] == "/data"
+    assert "redis-data" in compose["volumes"]
+    assert cache["maxmemory"] == "256mb"
+    assert cache["maxmemory-policy"] == "allkeys-lru"
+    assert (cache["save"], cache["appendonly"]) == ("", "no")
+    assert services["cache"]["image"] == services["redis"]["image"]
+    assert services["cache"]["healthcheck"]["test"] == services["redis"]["healthcheck"]["test"]
+    assert _depends(services["worker"])["cache"] == {"condition": "service_healthy"}
+    # The app's environment points each role at its server (compose's service names).
+    env = _env_example()
+    assert urlsplit(env["REDIS_URL"]).hostname == "redis"
+    assert urlsplit(env["CELERY_BROKER_URL"]).hostname == "redis"
+    assert urlsplit(env["REDIS_CACHE_URL"]).hostname == "cache"
 
 
 def test_nginx_waits_for_healthy_web(compose: dict[str, Any]) -> None:
@@ -159,6 +194,16 @@ def test_nginx_waits_for_healthy_web(compose: dict[str, Any]) -> None:
 def test_web_healthcheck_probes_healthz(compose: dict[str, Any]) -> None:
     test = _services(compose)["web"]["healthcheck"]["test"]
     assert "http://127.0.0.1:8000/healthz" in " ".join(test)
+
+
+def test_web_trusts_the_proxy_and_runs_production(compose: dict[str, Any]) -> None:
+    """Only nginx reaches web (no published port), so web believes its X-Forwarded-Proto; and
+    production settings come from the image even if .env forgets STOREFRONT_ENV."""
+    web = _services(compose)["web"]
+    assert web["environment"]["STOREFRONT_BEHIND_PROXY"] == "1"
+    assert "ports" not in web
+    dockerfile = (DOCKER_DIR / "Dockerfile").read_text()
+    assert "STOREFRONT_ENV=production" in dockerfile[dockerfile.rindex("\nFROM ") :]
 
 
 def test_web_can_scale(compose: dict[str, Any]) -> None:
@@ -215,9 +260,18 @@ def _documented() -> set[str]:
     }
 
 
+def _env_example() -> dict[str, str]:
+    return dict(
+        line.split("=", 1)
+        for line in (DOCKER_DIR / "env.example").read_text().splitlines()
+        if line and not line.startswith("#") and "=" in line
+    )
+
+
 def test_env_example_documents_what_the_stack_reads(compose: dict[str, Any]) -> None:
     documented = _documented()
     required = {"SECRET_KEY", "DATABASE_URL", "ALLOWED_HOSTS", "STOREFRONT_ENV", "REDIS_URL"}
+    required |= {"REDIS_CACHE_URL"}
     required |= {"POSTGRES_DB", "POSTGRES_USER", "POSTGRES_PASSWORD", "NGINX_HTTP_PORT"}
     assert required <= documented
 

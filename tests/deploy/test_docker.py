@@ -6,6 +6,7 @@ No Docker engine runs here, so the entrypoint is run directly against this check
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -121,6 +122,7 @@ def test_production_refuses_sqlite(tmp_path: Path) -> None:
 def test_gives_up_on_an_unreachable_database_after_the_limit(tmp_path: Path) -> None:
     env = _entrypoint_env(
         tmp_path,
+        STOREFRONT_ENV="dev",
         DATABASE_URL="postgres://storefront@127.0.0.1:1/storefront",  # port 1: refused at once
         STOREFRONT_DB_WAIT_SECONDS="2",
     )
@@ -133,7 +135,7 @@ def test_gives_up_on_an_unreachable_database_after_the_limit(tmp_path: Path) -> 
 
 def test_prepares_then_execs_the_given_command(tmp_path: Path) -> None:
     database = tmp_path / "db.sqlite3"
-    env = _entrypoint_env(tmp_path, DATABASE_URL=f"sqlite:///{database}")
+    env = _entrypoint_env(tmp_path, STOREFRONT_ENV="dev", DATABASE_URL=f"sqlite:///{database}")
     result = _run(env, "sh", "-c", 'echo "exec:$PWD"')
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(f"exec:{REPO}")  # the repository root, as /app
@@ -142,6 +144,58 @@ def test_prepares_then_execs_the_given_command(tmp_path: Path) -> None:
     with sqlite3.connect(database) as connection:
         tables = {row[0] for row in connection.execute("select name from sqlite_master")}
     assert {"django_migrations", "accounts_user"} <= tables  # migrate ran
+
+
+def test_image_runs_production_settings() -> None:
+    """The runtime stage sets STOREFRONT_ENV=production: a container started without it
+    (nothing in .env, `docker run` without -e) still runs the secure settings."""
+    text = (DOCKER_DIR / "Dockerfile").read_text()
+    runtime = text[text.rindex("\nFROM ") :]
+    assert re.search(r"^\s*STOREFRONT_ENV=production\b", runtime, re.MULTILINE), runtime
+
+
+def test_entrypoint_without_storefront_env_runs_production(tmp_path: Path) -> None:
+    # The image's ENV aside, the entrypoint's own default: production's checks apply ...
+    result = _run(_entrypoint_env(tmp_path), "true")
+    assert result.returncode == 64
+    assert "STOREFRONT_ENV=production needs SECRET_KEY DATABASE_URL ALLOWED_HOSTS" in result.stderr
+
+
+@pytest.mark.django_db  # the test database exists (the entrypoint connects, changes nothing)
+def test_entrypoint_starts_the_command_with_production_settings(
+    tmp_path: Path, require_postgres: None
+) -> None:
+    """... and the command it execs gets them, with no STOREFRONT_ENV anywhere."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = _entrypoint_env(
+        tmp_path,
+        SECRET_KEY="x" * 50,
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        ALLOWED_HOSTS="shop.example.com",
+        STOREFRONT_MIGRATE="0",
+        STOREFRONT_COLLECTSTATIC="0",
+    )
+    show = "import storefront.settings as s; print(s.STOREFRONT_ENV, s.SESSION_COOKIE_SECURE)"
+    result = _run(env, "python", "-c", show)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["production", "True"]
+
+
+def test_entrypoint_refuses_debug_in_production_at_once(tmp_path: Path) -> None:
+    env = _entrypoint_env(
+        tmp_path,
+        SECRET_KEY="x" * 50,
+        DATABASE_URL="postgres://storefront@127.0.0.1:1/storefront",
+        ALLOWED_HOSTS="shop.example.com",
+        DJANGO_DEBUG="true",
+    )
+    result = _run(env, "true")
+    assert result.returncode == 64
+    assert "the settings refuse this environment" in result.stderr
+    assert "DJANGO_DEBUG=true is refused when STOREFRONT_ENV=production" in result.stderr
+    assert "waiting for the database" not in result.stderr  # said at once, not retried
 
 
 def test_shell_scripts_pass_shellcheck() -> None:

@@ -48,6 +48,8 @@ def test_defaults(tmp_path: Path) -> None:
     assert config["accesslog"] == "-"
     assert "%({x-request-id}i)s" in config["access_log_format"]
     assert "%(M)s" in config["access_log_format"]  # response time in ms
+    # The scheme is Django's decision (SECURE_PROXY_SSL_HEADER), never gunicorn's.
+    assert config["secure_scheme_headers"] == "{}"
 
 
 def test_every_value_comes_from_the_environment(tmp_path: Path) -> None:

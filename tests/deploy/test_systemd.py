@@ -128,6 +128,31 @@ def test_celery_units_run_worker_and_beat_from_the_release() -> None:
     assert int(worker["TimeoutStopSec"][0]) > 660
 
 
+def _environment(unit: str) -> dict[str, str]:
+    """The unit's own Environment= assignments (later lines win, as in systemd)."""
+    assignments: dict[str, str] = {}
+    for line in _directives(unit).get("Environment", []):
+        for assignment in line.split():
+            name, _, value = assignment.partition("=")
+            assignments[name] = value
+    return assignments
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_services_run_production_settings_unless_the_env_file_says_otherwise(unit: str) -> None:
+    """Without STOREFRONT_ENV in /etc/storefront/env the units still run production; the env
+    file can override it (EnvironmentFile= wins over Environment= in systemd)."""
+    assert _environment(unit)["STOREFRONT_ENV"] == "production"
+    assert _directives(unit)["EnvironmentFile"] == ["/etc/storefront/env"]
+
+
+def test_web_service_trusts_the_proxy_only_nginx_reaches_it() -> None:
+    assert _environment("storefront.service")["STOREFRONT_BEHIND_PROXY"] == "1"
+    # The socket is the only way in, and only nginx's group may connect.
+    socket = _directives("storefront.socket")
+    assert socket["SocketMode"] == ["0660"] and socket["SocketGroup"] == ["www-data"]
+
+
 @pytest.mark.parametrize("unit", SERVICES)
 def test_service_sandbox_directives(unit: str) -> None:
     service = _directives(unit)

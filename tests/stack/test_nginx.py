@@ -77,6 +77,11 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: bytes
+    # Every header line as received, repeats included (`headers` keeps the last of each name).
+    header_lines: tuple[tuple[str, str], ...] = ()
+
+    def all(self, name: str) -> list[str]:
+        return [value for key, value in self.header_lines if key == name]
 
 
 def fetch(port: int, path: str, *, method="GET", headers=None, body=None, tls=False) -> Answer:
@@ -90,7 +95,8 @@ def fetch(port: int, path: str, *, method="GET", headers=None, body=None, tls=Fa
     try:
         conn.request(method, path, body=body, headers={"Host": "localhost", **(headers or {})})
         resp = conn.getresponse()
-        return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+        lines = [(k.lower(), v) for k, v in resp.getheaders()]
+        return Answer(resp.status, dict(lines), resp.read(), tuple(lines))
     finally:
         conn.close()
 
@@ -992,6 +998,179 @@ def test_stale_listing_while_every_app_is_down_product_pages_get_502(
             stop(server.proc)
     finally:
         stop_process(app)
+
+
+# --- one source per security header, HSTS from SECURE_HSTS_SECONDS, Secure cookies over HTTPS ---
+# Django (SecurityMiddleware, XFrameOptionsMiddleware) sets some of these for runs without nginx;
+# through nginx each must arrive exactly once, or browsers and scanners see `nosniff, nosniff`.
+ONCE_HEADERS = (
+    "x-frame-options",
+    "x-content-type-options",
+    "referrer-policy",
+    "permissions-policy",
+    "content-security-policy",
+)
+DEFAULT_HSTS = f"max-age={render_nginx.DEFAULT_HSTS_SECONDS}; includeSubDomains"
+
+
+def assert_each_security_header_once(answer: Answer, *, hsts: str | None) -> None:
+    for name in ONCE_HEADERS:
+        assert len(answer.all(name)) == 1, (name, answer.status, answer.header_lines)
+    assert answer.all("strict-transport-security") == ([hsts] if hsts else []), answer.header_lines
+
+
+def security_header_targets(stack_server: StackServer) -> dict[str, tuple[str, int]]:
+    """A page, a static file, a 404 and a redirect (Django's to the login page), with the
+    status each answers."""
+    static = static_file(Path(stack_server.env["STATIC_ROOT"]))
+    return {
+        "page": ("/accounts/login/", 200),
+        "static": (f"/static/{static}", 200),
+        "not found": ("/no-such-page/", 404),
+        "redirect": ("/dashboard/", 302),
+    }
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_each_security_header_arrives_once(
+    nginx: Nginx, stack_server: StackServer, tls: bool
+) -> None:
+    port = nginx.https_port if tls else nginx.http_port
+    for kind, (path, status) in security_header_targets(stack_server).items():
+        answer = fetch(port, path, tls=tls)
+        assert answer.status == status, (kind, answer.status)
+        assert_each_security_header_once(answer, hsts=DEFAULT_HSTS if tls else None)
+        assert answer.headers["x-content-type-options"] == "nosniff", kind
+
+
+@pytest.mark.parametrize(
+    ("setting", "hsts"),
+    [
+        ({"SECURE_HSTS_SECONDS": "86400"}, "max-age=86400; includeSubDomains"),
+        (
+            {"SECURE_HSTS_SECONDS": "600", "SECURE_HSTS_PRELOAD": "true"},
+            "max-age=600; includeSubDomains; preload",
+        ),
+        ({"SECURE_HSTS_SECONDS": "0"}, None),
+    ],
+    ids=["one-day", "preload", "off"],
+)
+def test_hsts_is_the_one_setting_on_every_answer(
+    stack_server: StackServer, tmp_path: Path, setting: dict[str, str], hsts: str | None
+) -> None:
+    """The production profile rendered from SECURE_HSTS_SECONDS / SECURE_HSTS_PRELOAD: over
+    HTTPS its HSTS is exactly that, once, whatever the app behind it sends (this dev app sends
+    its own default, one year), and nginx's own HTTP redirect carries the other headers once."""
+    prod = start_nginx(
+        tmp_path / "hsts", [stack_server.netloc], stack_server.env, "production", extra=setting
+    )
+    try:
+        for kind, (path, status) in security_header_targets(stack_server).items():
+            answer = fetch(prod.https_port, path, tls=True)
+            assert answer.status == status, (kind, answer.status)
+            assert_each_security_header_once(answer, hsts=hsts)
+        redirect = fetch(prod.http_port, "/products/")
+        assert redirect.status == 301
+        assert_each_security_header_once(redirect, hsts=None)
+    finally:
+        stop(prod.proc)
+
+
+def cookie_attributes(answer: Answer) -> dict[str, SimpleCookie]:
+    """Cookie name -> its parsed Set-Cookie (attributes included)."""
+    cookies = {}
+    for header in answer.all("set-cookie"):
+        cookie = SimpleCookie()
+        cookie.load(header)
+        cookies.update({name: cookie for name in cookie})
+    return cookies
+
+
+def log_in_answers(
+    port: int, username: str, password: str, *, tls: bool, source: str
+) -> tuple[Answer, Answer]:
+    """The login form and the login POST, as a browser sends them (Origin, token, cookie),
+    from a loopback address of the test's own (the auth rate limit counts per address)."""
+    scheme = "https" if tls else "http"
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", port, timeout=10, context=context, source_address=(source, 0)
+        )
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10, source_address=(source, 0))
+
+    def exchange(method: str, headers: dict[str, str], body: str | None = None) -> Answer:
+        conn.request(
+            method, "/accounts/login/", body=body, headers={"Host": "localhost", **headers}
+        )
+        resp = conn.getresponse()
+        lines = [(k.lower(), v) for k, v in resp.getheaders()]
+        return Answer(resp.status, dict(lines), resp.read(), tuple(lines))
+
+    try:
+        form = exchange("GET", {})
+        token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', form.body)
+        assert token, "no CSRF token on the login page"
+        csrf_cookie = cookie_attributes(form)["csrftoken"]["csrftoken"].value
+        body = f"csrfmiddlewaretoken={token.group(1).decode()}&username={username}"
+        body += f"&password={password}"
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={csrf_cookie}",
+            "Origin": f"{scheme}://localhost",
+            "Referer": f"{scheme}://localhost/accounts/login/",
+        }
+        return form, exchange("POST", headers, body)
+    finally:
+        conn.close()
+
+
+def test_cookies_are_secure_over_https(nginx: Nginx) -> None:
+    form, login = log_in_answers(nginx.https_port, *DEMO_CUSTOMER, tls=True, source="127.0.0.7")
+    assert login.status == 302, login.body[:300]
+    assert cookie_attributes(form)["csrftoken"]["csrftoken"]["secure"] is True, form.header_lines
+    session = cookie_attributes(login)["sessionid"]["sessionid"]
+    assert session["secure"] is True, login.header_lines
+    assert session["httponly"] is True
+    for header in login.all("set-cookie") + form.all("set-cookie"):
+        assert header.lower().count("secure") == 1, header  # added once, never twice
+
+
+def test_cookies_are_not_secure_over_plain_http_dev_and_login_works(nginx: Nginx) -> None:
+    """The dev profile's plain HTTP (make run's :8000): a browser would drop a Secure cookie
+    received over HTTP, and logging in there would fail."""
+    form, login = log_in_answers(nginx.http_port, *DEMO_CUSTOMER, tls=False, source="127.0.0.8")
+    assert login.status == 302, login.body[:300]
+    assert login.headers["location"] == "/dashboard/"
+    assert cookie_attributes(form)["csrftoken"]["csrftoken"]["secure"] == ""
+    assert cookie_attributes(login)["sessionid"]["sessionid"]["secure"] == ""
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br"])
+def test_compressed_pages_reflect_only_masked_csrf_tokens(nginx: Nginx, encoding: str) -> None:
+    """BREACH needs a secret repeated byte for byte in compressed answers: the form's CSRF
+    token is masked anew for each answer (Django), so two answers for the same cookie differ,
+    and the cookie's secret itself never appears in a page."""
+    first = fetch(nginx.https_port, "/accounts/login/", tls=True)
+    secret = cookie_attributes(first)["csrftoken"]["csrftoken"].value
+    headers = {"Cookie": f"csrftoken={secret}", "Accept-Encoding": encoding}
+    decompress = {
+        "gzip": lambda b: zlib.decompress(b, 16 + zlib.MAX_WBITS),
+        "br": brotli.decompress,
+    }
+    tokens = []
+    for _ in range(2):
+        answer = fetch(nginx.https_port, "/accounts/login/", tls=True, headers=headers)
+        assert answer.headers.get("content-encoding") == encoding
+        page = decompress[encoding](answer.body)
+        assert secret.encode() not in page
+        found = re.findall(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+        assert len(found) == 1
+        tokens.append(found[0])
+    assert tokens[0] != tokens[1]
 
 
 def test_zz_failover_when_one_instance_dies(nginx: Nginx) -> None:

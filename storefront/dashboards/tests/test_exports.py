@@ -1,6 +1,8 @@
 """Order exports written to a private file by a task: the staff page, the download, the task."""
 
+import csv
 import datetime as dt
+import io
 import os
 import time
 from decimal import Decimal
@@ -80,6 +82,19 @@ def test_an_export_without_filters_has_every_order(client: Client, private_media
     body = download(client, OrderExport.objects.get())
     assert body == streamed(client)
     assert body.decode().count("\r\n") == len(orders) + 1
+
+
+def test_the_export_file_writes_formulas_as_text(client: Client, private_media: Path) -> None:
+    """The file export goes through the same safe writer as the stream (OWASP single quote)."""
+    buyer = UserFactory(username="-50%lamp", email='=HYPERLINK("http://evil.example")@x.example')
+    order_with_lines(user=buyer, products=[ProductFactory(price=Decimal("12.50"))])
+    export = request_order_export(user=StaffFactory())
+    produce_order_export(export_id=export.pk)
+    client.force_login(StaffFactory())
+
+    (row,) = list(csv.reader(io.StringIO(download(client, export).decode())))[1:]
+
+    assert row[3:] == ["'-50%lamp", '\'=HYPERLINK("http://evil.example")@x.example', "1", "12.50"]
 
 
 def test_producing_an_export_is_idempotent(private_media: Path) -> None:

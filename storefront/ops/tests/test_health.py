@@ -92,3 +92,47 @@ def test_client_address_comes_from_the_proxy_header_only_when_configured(rf, set
     assert ProxyClientAddressMiddleware(seen)(request).content == b"127.0.0.1"
     settings.STOREFRONT_PROXY_CLIENT_IP_HEADER = "X-Real-IP"
     assert ProxyClientAddressMiddleware(seen)(request).content == b"203.0.113.9"
+
+
+def test_readyz_hides_failure_details_from_remote_clients(client: Client, settings, caplog) -> None:
+    settings.STOREFRONT_BROKER_URL = "redis://127.0.0.1:1/0"
+    with caplog.at_level("WARNING", logger="storefront.ops.health"):
+        response = client.get("/readyz", REMOTE_ADDR="203.0.113.9")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not ready"
+    assert body["failed"] == ["broker"]
+    assert body["checks"]["broker"]["ok"] is False
+    assert body["checks"]["database"]["ok"] is True
+    assert all("detail" not in check for check in body["checks"].values())
+    assert b"ConnectionError" not in response.content and b"127.0.0.1" not in response.content
+    # The operator still finds the reason, in the log.
+    assert "readiness check broker failed: ConnectionError" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("header_setting", "meta", "detailed"),
+    [
+        # A shell on the server, straight to gunicorn.
+        ("", {"REMOTE_ADDR": "127.0.0.1"}, True),
+        ("", {"REMOTE_ADDR": "::1"}, True),
+        # Through nginx without the client-address header configured: every client's peer is
+        # loopback (or a unix socket), so the proxy's headers make it a remote client.
+        ("", {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_REAL_IP": "203.0.113.9"}, False),
+        ("", {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "127.0.0.1"}, False),
+        ("", {"REMOTE_ADDR": ""}, False),
+        # With it configured: the address nginx reports decides.
+        ("X-Real-IP", {"REMOTE_ADDR": "", "HTTP_X_REAL_IP": "127.0.0.1"}, True),
+        ("X-Real-IP", {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_REAL_IP": "203.0.113.9"}, False),
+    ],
+)
+def test_readyz_details_only_for_clients_on_this_machine(
+    client: Client, settings, header_setting: str, meta: dict[str, str], detailed: bool
+) -> None:
+    settings.STOREFRONT_PROXY_CLIENT_IP_HEADER = header_setting
+    settings.STOREFRONT_BROKER_URL = "redis://127.0.0.1:1/0"
+    body = client.get("/readyz", **meta).json()
+    assert body["failed"] == ["broker"]
+    broker = body["checks"]["broker"]
+    assert ("ConnectionError" in broker.get("detail", "")) is detailed, broker
+    assert ("detail" in body["checks"]["database"]) is detailed

@@ -7,12 +7,17 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
 from storefront.orders.models import Order
-from tests.factories import OrderFactory, ProductFactory, UserFactory, order_with_lines
+from tests.factories import (
+    OrderFactory,
+    ProductFactory,
+    UserFactory,
+    api_token_for,
+    order_with_lines,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -27,8 +32,7 @@ def customer() -> User:
 @pytest.fixture
 def api(customer: User) -> Client:
     """A client authenticated the way API clients are: with a token header."""
-    token = Token.objects.create(user=customer)
-    return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return Client(HTTP_AUTHORIZATION=f"Token {api_token_for(customer)}")
 
 
 def place(api: Client, body: object) -> object:

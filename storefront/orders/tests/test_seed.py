@@ -15,6 +15,7 @@ from django.core.management.base import CommandError
 from django.db import connection
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, Sum
 from django.db.models.functions import TruncDate
+from django.http import HttpRequest
 from django.utils import timezone
 from PIL import Image
 
@@ -104,17 +105,18 @@ def test_demo_accounts_can_log_in(client) -> None:
     customer_name, customer_password = seeding.DEMO_CUSTOMER
     staff_name, staff_password = seeding.DEMO_STAFF
 
-    customer = authenticate(username=customer_name, password=customer_password)
-    staff = authenticate(username=staff_name, password=staff_password)
+    # A request, as axes (the login lockout) requires of every authenticate().
+    customer = authenticate(HttpRequest(), username=customer_name, password=customer_password)
+    staff = authenticate(HttpRequest(), username=staff_name, password=staff_password)
     assert customer is not None and staff is not None
     assert staff.is_staff and staff.is_superuser
     assert not customer.is_staff
-    assert client.login(username=customer_name, password=customer_password)
+    assert client.login(request=HttpRequest(), username=customer_name, password=customer_password)
     assert customer.full_name and customer.address_line and customer.city
     assert 1 <= customer.orders.count() <= seeding.DEMO_ORDER_COUNT
     # Seeded shoppers share one password hash that works.
     shopper = User.objects.filter(username__startswith="shopper").first()
-    assert authenticate(username=shopper.username, password=seeding.SHOPPER_PASSWORD)
+    assert authenticate(HttpRequest(), username=shopper.username, password=seeding.SHOPPER_PASSWORD)
     assert (
         User.objects.filter(username__startswith="shopper").values("password").distinct().count()
         == 1
@@ -136,6 +138,36 @@ def test_refuses_a_shop_with_products_unless_reset() -> None:
     with pytest.raises(CommandError, match="--reset"):
         seed()
     assert Product.objects.count() == 1
+
+
+@pytest.mark.parametrize("options", [{}, {"if_empty": True}])
+def test_refuses_production_without_allow_production(settings, options: dict) -> None:
+    settings.IS_PRODUCTION = True
+    with pytest.raises(CommandError) as refused:
+        seed(**options)
+    message = str(refused.value)
+    assert "Refusing to seed a production database (STOREFRONT_ENV=production)" in message
+    assert f"{seeding.DEMO_STAFF[0]!r}" in message and "published passwords" in message
+    assert "--allow-production" in message
+    assert not User.objects.filter(username=seeding.DEMO_STAFF[0]).exists()
+    assert Product.objects.count() == 0
+
+
+def test_reset_in_production_is_refused_and_deletes_nothing(settings) -> None:
+    settings.IS_PRODUCTION = True
+    OrderLineFactory(order__user=UserFactory(username="realcustomer"))
+    with pytest.raises(CommandError, match="--reset deletes every order") as refused:
+        seed(reset=True)
+    assert "--allow-production" in str(refused.value)
+    assert (Order.objects.count(), Product.objects.count()) == (1, 1)
+
+
+def test_allow_production_seeds_a_production_database(settings) -> None:
+    settings.IS_PRODUCTION = True
+    OrderLineFactory()
+    seed(reset=True, allow_production=True)
+    assert Product.objects.count() == 80
+    assert User.objects.filter(username=seeding.DEMO_STAFF[0], is_staff=True).exists()
 
 
 def test_reset_replaces_shop_data_and_keeps_other_users() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from storefront.orders import seeding
@@ -18,7 +19,8 @@ class Command(BaseCommand):
         f"the demo customer {seeding.DEMO_CUSTOMER[0]!r} and the demo staff user "
         f"{seeding.DEMO_STAFF[0]!r} when they are missing. Refuses to touch a shop that "
         "already has products, categories, orders or seeded shoppers unless --reset or "
-        "--if-empty is given."
+        "--if-empty is given, and any production database (STOREFRONT_ENV=production) unless "
+        "--allow-production is given."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -60,8 +62,27 @@ class Command(BaseCommand):
             action="store_true",
             help="Do nothing when the shop already has data (for start-up scripts).",
         )
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="Seed even with STOREFRONT_ENV=production: creates the demo accounts with "
+            "their published passwords, and with --reset deletes every order and product.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Before anything touches the database: demo logins anyone can read in the README, or a
+        # TRUNCATE of the real orders, must never reach a live shop by a stray command.
+        if settings.IS_PRODUCTION and not options["allow_production"]:
+            harm = (
+                f"seeding creates the demo accounts {seeding.DEMO_CUSTOMER[0]!r} and "
+                f"{seeding.DEMO_STAFF[0]!r} with published passwords"
+            )
+            if options["reset"]:
+                harm += ", and --reset deletes every order, product and category"
+            raise CommandError(
+                f"Refusing to seed a production database (STOREFRONT_ENV=production): {harm}. "
+                "Pass --allow-production if that is really what you want."
+            )
         sizes = {key: options[key] for key in ("products", "orders", "users", "categories")}
         try:
             seeding.validate_sizes(**sizes)
