@@ -223,6 +223,8 @@ def stack_server(
         STATIC_ROOT=str(var_dir / "static"),
         MEDIA_ROOT=str(var_dir / "media"),
         GUNICORN_BIND=f"127.0.0.1:{port}",
+        # test_nginx.py puts nginx in front: Django believes its X-Forwarded-Proto.
+        STOREFRONT_BEHIND_PROXY="1",
         GUNICORN_WORKERS="2",
         GUNICORN_GRACEFUL_TIMEOUT="5",
         PYTHONUNBUFFERED="1",

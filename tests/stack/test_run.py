@@ -137,7 +137,9 @@ def test_run_through_nginx_with_two_instances_and_celery(run_env: dict[str, str]
         assert resp.status == 200
         assert "max-age" in resp.headers["Strict-Transport-Security"]
     sockets = sorted(p.name for p in (Path(env["STOREFRONT_VAR_DIR"]) / "run").iterdir())
-    assert sockets == ["gunicorn-1.sock", "gunicorn-2.sock"]
+    assert sockets == sorted(
+        ["gunicorn-1.sock", "gunicorn-2.sock", *(f"{c}.sock" for c in cache_redis)]
+    )
     assert f"https://{https_addr}/" in run.text
     assert run.interrupt() == 0, run.text[-3000:]
     assert not run.survivors(), "processes outlived Ctrl-C"
