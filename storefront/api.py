@@ -10,6 +10,7 @@ from urllib import parse
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import slug_unicode_re
 from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
@@ -58,6 +59,20 @@ class StaffPermission(BasePermission):
             self.message = f"Your staff role does not include the “{self.permission}” permission."
             return False
         return True
+
+
+class SlugLookupField(serializers.SlugRelatedField):
+    """SlugRelatedField that checks the value looks like a slug before it queries.
+
+    SlugRelatedField hands any string to the database, NUL bytes included, which PostgreSQL
+    refuses with an error (a 500 found by schemathesis) where it should find nothing. A value
+    that is not a slug can never match: it gets the field's usual "does not exist" 400.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or not slug_unicode_re.fullmatch(data):
+            self.fail("does_not_exist", slug_name=self.slug_field, value=str(data)[:100])
+        return super().to_internal_value(data)
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -473,6 +473,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The enum names drf-spectacular picks, then the 401/403/429 every operation can answer.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "storefront.api_schema.add_common_error_responses",
+    ],
 }
 
 # Secure defaults in production. X-Forwarded-Proto is trusted only behind our nginx.

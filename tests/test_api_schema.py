@@ -45,7 +45,7 @@ def test_schema_documents_filters_and_error_responses(client: Client) -> None:
         "page_size",
     }
     create = schema["paths"]["/api/orders/"]["post"]
-    assert set(create["responses"]) == {"201", "400", "401", "409", "415"}
+    assert set(create["responses"]) == {"201", "400", "401", "403", "409", "415", "429"}
     assert set(create["requestBody"]["content"]) == {"application/json"}
 
 
@@ -53,13 +53,13 @@ def test_schema_documents_tokens_their_expiry_and_logout(client: Client) -> None
     schema = yaml.safe_load(client.get("/api/schema/").content)
 
     obtain = schema["paths"]["/api/auth/token/"]["post"]
-    assert set(obtain["responses"]) == {"200", "400", "429"}
+    assert set(obtain["responses"]) == {"200", "400", "401", "403", "429"}
     token_ref = obtain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     token = schema["components"]["schemas"][token_ref.rsplit("/", 1)[-1]]
     assert set(token["properties"]) == {"token", "expiry"}
     assert token["properties"]["expiry"]["format"] == "date-time"
     logout = schema["paths"]["/api/auth/logout/"]["post"]
-    assert set(logout["responses"]) == {"204", "401"}
+    assert set(logout["responses"]) == {"204", "401", "403", "429"}
     assert logout["security"] == [{"tokenAuth": []}]
     assert schema["components"]["securitySchemes"]["tokenAuth"] == {
         "type": "apiKey",
@@ -113,3 +113,13 @@ def test_docs_page_has_no_inline_script(client: Client, settings) -> None:
     assert script.status_code == 200
     assert script["Content-Type"].startswith("application/javascript")
     assert '"/api/schema/"' in script.content.decode()
+
+
+def test_every_operation_documents_the_errors_of_the_layers_around_it(client: Client) -> None:
+    """401 (a bad token is refused anywhere), 429 (proxy limits, lockout), 403 on writes (CSRF,
+    permissions): schemathesis in `make security` fails on any undocumented status code."""
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            expected = {"401", "429"} | ({"403"} if method not in {"get", "head"} else set())
+            assert expected <= set(operation["responses"]), (method, path)

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from storefront.api import (
     ErrorSerializer,
     KeysetCursorPagination,
+    SlugLookupField,
     StaffPermission,
     paginated_response,
 )
@@ -198,7 +199,7 @@ class ProductDetailApi(APIView):
             "version. A 409 if it would take the stock below zero.",
         )
         is_active = serializers.BooleanField(required=False)
-        category = serializers.SlugRelatedField(
+        category = SlugLookupField(
             required=False, slug_field="slug", queryset=Category.objects.all()
         )
 

@@ -1,6 +1,9 @@
 from django.urls import path
 
-from storefront.orders import views
+from storefront.orders import (
+    converters,  # noqa: F401 (registers order_number)
+    views,
+)
 
 app_name = "orders"
 urlpatterns = [
@@ -10,5 +13,5 @@ urlpatterns = [
     path("cart/remove/<int:product_id>/", views.cart_remove, name="cart_remove"),
     path("checkout/", views.checkout_page, name="checkout"),
     path("orders/", views.order_history_page, name="history"),
-    path("orders/<str:number>/", views.order_detail_page, name="detail"),
+    path("orders/<order_number:number>/", views.order_detail_page, name="detail"),
 ]
