@@ -329,9 +329,9 @@ def api_token(sec: SecurityStack, username: str, password: str) -> str:
 # --- static checks -----------------------------------------------------------------------------
 
 
-# An inline justification: bandit's `# nosec` or ruff's `# noqa: S…` (ruff's S rules are
-# bandit's, checked by `make lint`), followed by the reason, e.g. `noqa: S608 - names from the
-# models; values are parameters`.
+# An inline justification: bandit's nosec comment or ruff's suppression of an S rule (ruff's S
+# rules are bandit's, checked by `make lint`), followed by a dash and the reason, such as
+# "S608 - names from the models; values are parameters".
 JUSTIFIED = re.compile(r"#\s*(?:nosec\b|noqa:\s*S\d+)[^#\n]*?\s[-—:]\s*\w")
 
 
@@ -353,8 +353,8 @@ def check_bandit(report: Report) -> None:
     report.add(
         Check(
             "bandit",
-            "0 medium/high findings without an inline justification (a reason after # nosec or "
-            "ruff's # noqa: S…)",
+            "0 medium/high findings without an inline justification (a reason after bandit's "
+            "nosec or ruff's S-rule suppression)",
             not unjustified,
             {
                 "medium_or_high": len(serious),
