@@ -60,6 +60,7 @@ POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "postgis"}
 ISOLATED_VARIABLES = {
     "DATABASE_URL",
     "REDIS_URL",
+    "REDIS_CACHE_URL",
     "STATICFILES_STORAGE",
     "DJANGO_DEBUG",
     "STOREFRONT_VAR_DIR",
