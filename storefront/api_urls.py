@@ -5,7 +5,7 @@ from storefront.accounts.api import TokenLogoutApi, TokenObtainApi
 from storefront.api import ApiNotFound
 from storefront.catalog.api import ProductDetailApi, ProductListApi
 from storefront.orders import converters  # noqa: F401 (registers order_number)
-from storefront.orders.api import OrderDetailApi, OrderListCreateApi
+from storefront.orders.api import OrderCancelApi, OrderDetailApi, OrderListCreateApi
 
 urlpatterns = [
     path("auth/token/", TokenObtainApi.as_view(), name="api-token"),
@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("orders/", OrderListCreateApi.as_view(), name="api-order-list"),
     path("orders/<order_number:number>/", OrderDetailApi.as_view(), name="api-order-detail"),
+    path("orders/<order_number:number>/cancel/", OrderCancelApi.as_view(), name="api-order-cancel"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file (/api/docs/?script=), so the
     # page runs under a CSP without 'unsafe-inline' scripts (nginx, app.conf.template).

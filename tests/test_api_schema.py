@@ -19,6 +19,7 @@ API_PATHS = {
     "/api/products/{slug}/": {"get", "patch"},
     "/api/orders/": {"get", "post"},
     "/api/orders/{number}/": {"get"},
+    "/api/orders/{number}/cancel/": {"post"},
 }
 
 

@@ -27,6 +27,13 @@ def order_detail_for(*, user: User, number: str) -> Order:
     ).get(user=user, number=number)
 
 
+def order_by_number(*, number: str) -> Order:
+    """Any customer's order with its lines (staff work); raises Order.DoesNotExist."""
+    return Order.objects.prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.select_related("product").order_by("id"))
+    ).get(number=number)
+
+
 ORDER_LINE_API_FIELDS = (
     "id",
     "order",

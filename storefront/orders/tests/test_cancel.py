@@ -257,3 +257,57 @@ def test_staff_who_may_only_view_orders_cannot_cancel_them() -> None:
     client.post(CHANGELIST, {"action": "cancel_selected_orders", "_selected_action": [placed.pk]})
     assert status_of(placed) == Order.Status.PLACED
     assert stock(lamp)[0] == 9
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+def api_cancel(client: Client, order: Order):
+    return client.post(f"/api/orders/{order.number}/cancel/")
+
+
+def test_support_cancels_through_the_api_once_and_restocks(settings) -> None:
+    from storefront.accounts.roles import SUPPORT
+    from tests.factories import StaffFactory
+
+    lamp = ProductFactory(stock=10)
+    order = buy((lamp, 3))
+    client = Client()
+    client.force_login(StaffFactory(roles=[SUPPORT]))
+
+    first = api_cancel(client, order)
+    assert first.status_code == 200, first.content
+    assert first.json()["status"] == "cancelled"
+    assert stock(lamp)[0] == 10
+    again = api_cancel(client, order)
+    assert again.status_code == 200
+    assert stock(lamp)[0] == 10  # restocked once
+
+
+def test_the_api_refuses_to_cancel_a_shipped_order() -> None:
+    lamp = ProductFactory(stock=10)
+    order = buy((lamp, 2))
+    Order.objects.filter(pk=order.pk).update(status=Order.Status.SHIPPED)
+    response = api_cancel(staff_client(), order)
+    assert response.status_code == 409
+    assert "cannot be cancelled" in response.json()["detail"][0]
+    assert stock(lamp)[0] == 8
+
+
+def test_customers_catalog_managers_and_visitors_cannot_cancel_through_the_api() -> None:
+    from storefront.accounts.roles import CATALOG_MANAGERS
+    from tests.factories import StaffFactory
+
+    lamp = ProductFactory(stock=10)
+    order = buy((lamp, 1))
+    assert api_cancel(Client(), order).status_code == 401
+    owner = Client()
+    owner.force_login(order.user)
+    assert api_cancel(owner, order).status_code == 403
+    manager = Client()
+    manager.force_login(StaffFactory(roles=[CATALOG_MANAGERS]))
+    refused = api_cancel(manager, order)
+    assert refused.status_code == 403
+    assert "orders.change_order" in refused.json()["detail"]
+    assert status_of(order) == Order.Status.PLACED
+    assert api_cancel(staff_client(), Order(number="SF-NONE-NONE")).status_code == 404
