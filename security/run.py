@@ -614,6 +614,9 @@ def check_schemathesis(report: Report, sec: SecurityStack, workdir: Path) -> Non
             env={**os.environ, "NO_COLOR": "1"},
         )  # fmt: skip
         text = done.stdout + done.stderr
+        # The failures, with reproduction commands cut short (fuzzed URLs run to kilobytes).
+        failures_section = text.split("FAILURES", 1)[-1].split("WARNINGS", 1)[0]
+        failures_text = "\n".join(line[:400] for line in failures_section.splitlines())
         failures = sorted(
             set(
                 re.findall(
@@ -631,7 +634,7 @@ def check_schemathesis(report: Report, sec: SecurityStack, workdir: Path) -> Non
                 done.returncode == 0,
                 {"exit": done.returncode, "problems": failures[:10]},
                 (summary[-1] if summary else "")
-                + ("" if done.returncode == 0 else "\n" + text[-2500:]),
+                + ("" if done.returncode == 0 else "\n" + failures_text[:6000]),
             )
         )
 

@@ -7,6 +7,8 @@ views, for every operation alike, so they are added here instead of on each view
   (knox), even on endpoints that anonymous clients may use; protected ones also refuse none.
 - 403: unsafe methods with session authentication and no CSRF token, or without the permission
   an operation needs.
+- 414: a request line longer than the server's limit (4 KB in gunicorn, 8 KB in nginx) is
+  refused before Django sees it, with the server's own plain page.
 - 429: nginx's per-address rate limits (API, login), and the login lockout (token endpoint).
 
 `make security` runs schemathesis against the schema: an answer missing here would be an
@@ -25,12 +27,14 @@ COMMON_ERRORS = {
     "429": "Too many requests: a rate limit of the proxy, or a lockout after failed logins "
     "(Retry-After tells when to try again).",
 }
+# Answered by gunicorn or nginx before Django, as their own HTML page: no JSON body.
+URI_TOO_LONG = {"description": "URI Too Long: the request line exceeds the server's limit."}
 
 
 def add_common_error_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
-    """SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] entry: add 401/403/429 where missing."""
+    """SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"] entry: add 401/403/414/429 where missing."""
     for operations in result.get("paths", {}).values():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
@@ -44,4 +48,5 @@ def add_common_error_responses(
                         "description": description,
                     },
                 )
+            responses.setdefault("414", URI_TOO_LONG)
     return result

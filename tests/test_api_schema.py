@@ -46,7 +46,7 @@ def test_schema_documents_filters_and_error_responses(client: Client) -> None:
         "page_size",
     }
     create = schema["paths"]["/api/orders/"]["post"]
-    assert set(create["responses"]) == {"201", "400", "401", "403", "409", "415", "429"}
+    assert set(create["responses"]) == {"201", "400", "401", "403", "409", "414", "415", "429"}
     assert set(create["requestBody"]["content"]) == {"application/json"}
 
 
@@ -54,13 +54,13 @@ def test_schema_documents_tokens_their_expiry_and_logout(client: Client) -> None
     schema = yaml.safe_load(client.get("/api/schema/").content)
 
     obtain = schema["paths"]["/api/auth/token/"]["post"]
-    assert set(obtain["responses"]) == {"200", "400", "401", "403", "429"}
+    assert set(obtain["responses"]) == {"200", "400", "401", "403", "414", "429"}
     token_ref = obtain["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
     token = schema["components"]["schemas"][token_ref.rsplit("/", 1)[-1]]
     assert set(token["properties"]) == {"token", "expiry"}
     assert token["properties"]["expiry"]["format"] == "date-time"
     logout = schema["paths"]["/api/auth/logout/"]["post"]
-    assert set(logout["responses"]) == {"204", "401", "403", "429"}
+    assert set(logout["responses"]) == {"204", "401", "403", "414", "429"}
     assert logout["security"] == [{"tokenAuth": []}]
     assert schema["components"]["securitySchemes"]["tokenAuth"] == {
         "type": "apiKey",
@@ -122,5 +122,5 @@ def test_every_operation_documents_the_errors_of_the_layers_around_it(client: Cl
     schema = yaml.safe_load(client.get("/api/schema/").content)
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            expected = {"401", "429"} | ({"403"} if method not in {"get", "head"} else set())
+            expected = {"401", "414", "429"} | ({"403"} if method not in {"get", "head"} else set())
             assert expected <= set(operation["responses"]), (method, path)
