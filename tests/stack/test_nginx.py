@@ -310,7 +310,7 @@ def test_api_docs_render_in_chromium_under_nginx_csp(
         assert "'unsafe-inline'" not in response.headers["content-security-policy"]
         paths = page.locator(".opblock-summary-path")
         expect(paths.filter(has_text=re.compile(r"^/api/products/$"))).to_have_count(1)
-        expect(paths.filter(has_text="/api/orders/{number}/")).to_have_count(1)
+        expect(paths.filter(has_text=re.compile(r"^/api/orders/\{number\}/$"))).to_have_count(1)
         page.wait_for_load_state("networkidle")
         SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
         watched.screenshot("rendered")
