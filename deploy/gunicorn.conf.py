@@ -4,8 +4,8 @@ Used by `make run`, the stack tests and (later) the Docker and systemd deploymen
 
     gunicorn -c deploy/gunicorn.conf.py storefront.wsgi
 
-The defaults suit one machine serving Storefront directly; the README's configuration table
-lists each variable. A variable that is set but empty counts as unset.
+The defaults suit one machine serving Storefront directly; docs/configuration.md lists each
+variable. A variable that is set but empty counts as unset.
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ TESTSSL_ACCEPTED = {
     "without AES hardware)",
     "BREACH": "HTTP compression is on, but no compressed page reflects a secret: Django masks "
     "the CSRF token anew in every response, session ids travel only in cookies, and pages echo "
-    "no other secret (README, Security)",
+    "no other secret (docs/security.md)",
 }
 TESTSSL_BAD = {"MEDIUM", "HIGH", "CRITICAL"}
 

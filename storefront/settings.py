@@ -1,7 +1,7 @@
 """Storefront settings: one module, every deploy-relevant value read from the environment.
 
 Each knob has a default suited to `make run` on a developer machine and a one-line comment.
-The full table lives in README.md ("Configuration"); keep the two in step.
+The full table lives in docs/configuration.md; keep the two in step.
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ if MEMCACHED_URL:
         },
     }
 
-# What the cache layer keeps and for how long (seconds). See README "Caching".
+# What the cache layer keeps and for how long (seconds). See docs/caching.md.
 # Global cache version: bump it (e.g. to the release id) to invalidate every cached entry at once.
 STOREFRONT_CACHE_VERSION = env.str("STOREFRONT_CACHE_VERSION", default="1")
 # Anonymous product listing and product pages.
