@@ -27,7 +27,7 @@ else
 PYTEST_PARALLEL := -n $(XDIST) --dist loadgroup
 endif
 
-.PHONY: help install run test test-quick lint format vendor clean distclean bench loadtest security
+.PHONY: help install run test test-quick lint format docs docs-serve vendor clean distclean bench loadtest security
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make TARGET\n"} \
@@ -45,13 +45,20 @@ test: install ## Run the whole test suite (stack and browser tests included)
 test-quick: install ## Run the tests that start no servers or browsers (-m "not stack")
 	$(PYTEST) $(PYTEST_PARALLEL) -m "not stack" $(PYTEST_ARGS)
 
-lint: install ## Check formatting and lint rules (ruff)
+lint: install ## Check formatting and lint rules (ruff), then the other pre-commit hooks
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	SKIP=ruff-format,ruff-check $(VENV)/bin/pre-commit run --all-files
 
 format: install ## Format the code and apply safe lint fixes (ruff)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+docs: install ## Build the manual (docs/, MkDocs, strict: a warning fails) into var/docs-site/
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir var/docs-site
+
+docs-serve: install ## Serve the manual with live reload on http://127.0.0.1:8001
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve --strict --dev-addr 127.0.0.1:8001
 
 bench: install ## Benchmark report (bench/REPORT.md); BENCH_MODE=quick (<10 min) or full
 	$(VENV)/bin/python bench/run.py --mode $(BENCH_MODE)
@@ -67,7 +74,7 @@ vendor: ## Refresh storefront/static/vendor/ from package.json (needs npm)
 	@scripts/vendor.sh
 
 clean: ## Remove caches, test output and collected static files (keeps .venv and the database)
-	rm -rf test-output .pytest_cache .ruff_cache build var/static var/cache
+	rm -rf test-output .pytest_cache .ruff_cache build var/static var/cache var/docs-site
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 distclean: clean ## Also remove .venv and var/ (database, media): back to a fresh clone

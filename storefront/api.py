@@ -8,7 +8,6 @@ from typing import Any
 from urllib import parse
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import slug_unicode_re
 from django.db.models import Model, QuerySet
@@ -22,7 +21,7 @@ from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from storefront.error_pages import NO_API_ENDPOINT
-from storefront.pagination import ordering_fields, reverse_ordering, rows_after
+from storefront.keyset import Keyset
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -94,13 +93,15 @@ class ConflictErrorSerializer(serializers.Serializer):
 
 
 class KeysetCursorPagination(CursorPagination):
-    """Cursor pagination keyed on every column of the queryset's own ordering.
+    """DRF's cursor links and schema, paged by keyset (storefront/keyset.py) on every column of
+    the queryset's own ordering.
 
     DRF's CursorPagination positions on the first ordering column plus an offset, which
     degrades when many rows share that value (a thousand products at one price) and silently
     breaks past `offset_cutoff`. Selectors here order by columns ending in a unique one, so the
     whole tuple identifies a row: a page is simply "the rows after this tuple" (one indexed range
-    query, no offsets), and pagination follows whichever sort the selector applied.
+    query, no offsets), and pagination follows whichever sort the selector applied. The HTML
+    pages seek the same way; only the cursor's encoding differs (DRF's base64 `?cursor=` here).
     """
 
     page_size = settings.STOREFRONT_PAGE_SIZE
@@ -109,35 +110,20 @@ class KeysetCursorPagination(CursorPagination):
     # Not used: the ordering is read from the queryset the selector returned.
     ordering = ()
 
-    def get_ordering(
-        self, request: Request, queryset: QuerySet, view: APIView | None
-    ) -> tuple[str, ...]:
-        ordering = tuple(queryset.query.order_by) or tuple(queryset.model._meta.ordering)
-        fields = ordering_fields(queryset.model, ordering)
-        if not fields or not (fields[-1].unique or fields[-1].primary_key):
-            raise ImproperlyConfigured(
-                f"Keyset pagination needs an ordering ending in a unique column, got {ordering!r}."
-            )
-        return ordering
-
     def paginate_queryset(
         self, queryset: QuerySet, request: Request, view: APIView | None = None
     ) -> list[Model]:
         self.request = request
         self.page_size = self.get_page_size(request)
         self.base_url = request.build_absolute_uri()
-        self.ordering = self.get_ordering(request, queryset, view)
-        self.fields = ordering_fields(queryset.model, self.ordering)
+        self.keyset = Keyset.of(queryset)
         self.cursor = self.decode_cursor(request)
         reverse = bool(self.cursor and self.cursor.reverse)
         position = self._decode_position(self.cursor.position) if self.cursor else None
-
-        ordering = reverse_ordering(self.ordering) if reverse else self.ordering
-        queryset = queryset.order_by(*ordering)
-        if position is not None:
-            queryset = queryset.filter(rows_after(ordering, position))
         # One row more than the page tells whether another page follows, without a COUNT.
-        rows = list(queryset[: self.page_size + 1])
+        rows = list(
+            self.keyset.page_after(queryset, position, backwards=reverse)[: self.page_size + 1]
+        )
         more = len(rows) > self.page_size
         self.page = rows[: self.page_size]
         if reverse:
@@ -186,31 +172,18 @@ class KeysetCursorPagination(CursorPagination):
     def _encode_position(self, row: Model) -> str:
         # The ordering travels with the values: a cursor taken from one sort means nothing
         # under another, and is refused rather than silently misread.
-        position = {"o": list(self.ordering), "v": [f.value_to_string(row) for f in self.fields]}
+        position = {"o": list(self.keyset.ordering), "v": self.keyset.position_of(row)}
         return json.dumps(position, separators=(",", ":"))
 
     def _decode_position(self, encoded: str) -> list[Any]:
-        """The cursor's values as Python values; anything tampered with is an invalid cursor.
-
-        Validators run too, so an out-of-range number never reaches the database as an error.
-        """
+        """The cursor's values as Python values; anything tampered with is an invalid cursor."""
         try:
             position = json.loads(encoded)
-            if not isinstance(position, dict) or position.get("o") != list(self.ordering):
+            if not isinstance(position, dict) or position.get("o") != list(self.keyset.ordering):
                 raise ValueError("cursor from another ordering")
-            raw = position.get("v")
-            if not isinstance(raw, list) or len(raw) != len(self.fields):
-                raise ValueError("wrong number of values")
-            values = []
-            for field, value in zip(self.fields, raw, strict=True):
-                if not isinstance(value, str):
-                    raise ValueError("positions are strings")
-                python_value = field.to_python(value)
-                field.run_validators(python_value)
-                values.append(python_value)
-        except (ValueError, RecursionError, DjangoValidationError):
+            return self.keyset.values_from(position.get("v"))
+        except (ValueError, RecursionError):
             raise exceptions.NotFound(self.invalid_cursor_message) from None
-        return values
 
 
 def paginated_response(

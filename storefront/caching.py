@@ -21,7 +21,7 @@ restart, FLUSHALL) can never come back to a value that still names stale entries
 
 Why not Django's ``cache_page``/``{% cache %}``: their keys cannot carry our version counters
 (invalidation would need key scans), they vary on every cookie, and they cannot count hits per
-namespace or hand each client its own CSRF token from a shared cached page (see pages.py).
+namespace or hand each client its own CSRF token from a shared cached page (see cache_pages.py).
 """
 
 from __future__ import annotations
@@ -44,9 +44,8 @@ logger = logging.getLogger("storefront.cache")
 T = TypeVar("T")
 
 # catalog: listing and product pages, product detail and category-tree queries.
-# orders: a customer's order-derived figures. dashboards: customer and staff dashboards.
-# accounts: the anonymous login page.
-NAMESPACES = ("catalog", "orders", "dashboards", "accounts")
+# dashboards: customer and staff dashboards. accounts: the anonymous login page.
+NAMESPACES = ("catalog", "dashboards", "accounts")
 GLOBAL_GENERATION_KEY = "ver:global"
 STATS_KEY = "stats:{namespace}:{outcome}"
 _MISSING = object()
@@ -204,7 +203,8 @@ def get(namespace: str, key: str, default: Any = None) -> Any:
     return default if value is _MISSING else value
 
 
-def store(namespace: str, key: str, value: Any, timeout: int) -> None:
+def store(key: str, value: Any, timeout: int) -> None:
+    """Store `value` under a key from `make_key` (what `get` then finds)."""
     cache.set(key, value, timeout=timeout)
 
 

@@ -1,16 +1,11 @@
-"""Pagination that costs the same on page 10,000 as on page 1.
+"""Pagination for HTML pages that costs the same on page 10,000 as on page 1.
 
-Two parts:
-
-- Keyset primitives (`Keyset`, `rows_after`), shared with the API's cursor pagination
-  (storefront/api.py): a queryset ordered by plain columns ending in a unique one identifies
-  each row by its tuple of ordering values, so "the page after this row" is one range query on
-  the ordering's index, with no OFFSET and no COUNT.
-- `paginate` for HTML pages: numbered pages 1..MAX_NUMBERED_PAGES (an OFFSET of at most a few
-  pages, and a COUNT bounded by a LIMITed subquery, so no page ever counts 100k rows), then
-  opaque signed cursors (`?after=` / `?before=`) built from the ordering values of the last or
-  first row shown. Querysets ordered by a computed value (the search rank) cannot be paged by
-  keyset: they get the numbered pages only.
+`paginate` serves numbered pages 1..MAX_NUMBERED_PAGES (an OFFSET of at most a few pages, and
+a COUNT bounded by a LIMITed subquery, so no page ever counts 100k rows), then opaque signed
+cursors (`?after=` / `?before=`) built from the ordering values of the last or first row shown
+and paged by keyset (storefront/keyset.py, which the API's cursors use too). Querysets ordered
+by a computed value (the search rank) cannot be paged by keyset: they get the numbered pages
+only.
 
 A bookmarked `?page=N` past the numbered pages (from a listing paged by number only) is, when
 the view allows it (`jump_rows`), looked up once and answered with `PageMoved` (redirect to the
@@ -24,18 +19,16 @@ raises `PageNotFound` (a 404 with its message).
 from __future__ import annotations
 
 import json
-import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import reduce
 from typing import Any
 
 from django.core import signing
-from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connections
-from django.db.models import Field, Model, Q, QuerySet
+from django.db.models import Model, QuerySet
 from django.http import QueryDict
+
+from storefront.keyset import Keyset, NotKeysetOrderable
 
 # Numbered pages shown before the listing switches to next/previous cursors.
 MAX_NUMBERED_PAGES = 5
@@ -68,103 +61,6 @@ class PageMoved(BadPageRequest):
     def __init__(self, message: str, *, url: str) -> None:
         super().__init__(message)
         self.url = url
-
-
-# --- keyset primitives --------------------------------------------------------------------------
-
-
-class NotKeysetOrderable(ImproperlyConfigured):
-    """The ordering names something that is not a plain, non-null column of the model."""
-
-
-@dataclass(frozen=True)
-class Keyset:
-    """A queryset's ordering (ending in a unique column) and the model fields it names."""
-
-    ordering: tuple[str, ...]
-    fields: tuple[Field, ...]
-
-    @classmethod
-    def of(cls, queryset: QuerySet) -> Keyset:
-        ordering = tuple(queryset.query.order_by) or tuple(queryset.model._meta.ordering)
-        fields = ordering_fields(queryset.model, ordering)
-        if not fields or not (fields[-1].unique or fields[-1].primary_key):
-            raise ImproperlyConfigured(
-                f"Keyset pagination needs an ordering ending in a unique column, got {ordering!r}."
-            )
-        return cls(ordering=ordering, fields=tuple(fields))
-
-    def position_of(self, row: Model) -> list[str]:
-        """The row's ordering values as strings (the portable form a cursor carries)."""
-        return [f.value_to_string(row) for f in self.fields]
-
-    def values_from(self, raw: object) -> list[Any]:
-        """Python values from a cursor's strings; ValueError for anything malformed.
-
-        Validators run too, so an out-of-range number never reaches the database as an error.
-        """
-        if not isinstance(raw, list) or len(raw) != len(self.fields):
-            raise ValueError("wrong number of values")
-        values = []
-        for f, value in zip(self.fields, raw, strict=True):
-            if not isinstance(value, str):
-                raise ValueError("positions are strings")
-            try:
-                python_value = f.to_python(value)
-                f.run_validators(python_value)
-            except DjangoValidationError as exc:
-                raise ValueError(str(exc)) from None
-            if python_value is None:
-                raise ValueError("positions are never null")
-            values.append(python_value)
-        return values
-
-    def page_after(
-        self, queryset: QuerySet, values: list[Any] | None, *, backwards: bool
-    ) -> QuerySet:
-        """Rows after (or, backwards, before) `values`, nearest first; all rows without values."""
-        ordering = reverse_ordering(self.ordering) if backwards else self.ordering
-        queryset = queryset.order_by(*ordering)
-        if values is not None:
-            queryset = queryset.filter(rows_after(ordering, values))
-        return queryset
-
-
-def ordering_fields(model: type[Model], ordering: Sequence[Any]) -> list[Field]:
-    """The model fields an ordering names; keyset paging only works on plain, non-null columns."""
-    fields = []
-    for name in ordering:
-        if not isinstance(name, str) or "__" in name or name.lstrip("-") in ("", "?"):
-            raise NotKeysetOrderable(f"Keyset pagination cannot order by {name!r}.")
-        attr = name.lstrip("-")
-        try:
-            f = model._meta.get_field("id" if attr == "pk" else attr)
-        except FieldDoesNotExist:
-            raise NotKeysetOrderable(f"Keyset pagination cannot order by {name!r}.") from None
-        if not f.concrete or f.null or f.is_relation:
-            raise NotKeysetOrderable(f"Keyset pagination needs a non-null column, not {name!r}.")
-        fields.append(f)
-    return fields
-
-
-def reverse_ordering(ordering: Sequence[str]) -> tuple[str, ...]:
-    return tuple(name[1:] if name.startswith("-") else f"-{name}" for name in ordering)
-
-
-def rows_after(ordering: Sequence[str], values: Sequence[Any]) -> Q:
-    """Rows strictly after `values` in `ordering`: a > x OR (a = x AND b > y) OR ...
-
-    The leading, logically redundant `a >= x` gives the database a range on the ordering's
-    index to scan instead of filtering the whole table.
-    """
-    terms, equal_so_far = [], Q()
-    for name, value in zip(ordering, values, strict=True):
-        attr, after = (name[1:], "lt") if name.startswith("-") else (name, "gt")
-        terms.append(equal_so_far & Q(**{f"{attr}__{after}": value}))
-        equal_so_far &= Q(**{attr: value})
-    first = ordering[0]
-    bound = Q(**{f"{first[1:]}__lte" if first.startswith("-") else f"{first}__gte": values[0]})
-    return bound & reduce(operator.or_, terms)
 
 
 # --- signed cursors -----------------------------------------------------------------------------

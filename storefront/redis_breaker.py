@@ -7,8 +7,25 @@ page making 20 cache calls waits 20 × REDIS_SOCKET_TIMEOUT. After a connection 
 timeout, this breaker fails every new connection at once for REDIS_BREAKER_COOLDOWN seconds;
 then one connection is tried again (half-open) and its outcome decides.
 
-Written here because neither django-redis nor redis-py ships a breaker; it plugs in through
-redis-py's documented `connection_class` pool argument (settings.py: CONNECTION_POOL_KWARGS).
+Why our own, checked against what is maintained (redis 8.1, django-redis 7, pybreaker 1.4):
+
+- redis-py's `Retry`/backoff retries a failed command: against a hung Redis that multiplies
+  the wait, and nothing is remembered for the next call. `health_check_interval` PINGs an idle
+  connection before use, and that PING waits out the same timeout. Neither fails fast.
+- redis-py's own breakers belong to `redis.multidb.MultiDBClient`, which fails over between
+  several databases; django-redis does not build that client, and with one database there is
+  nothing to fail over to.
+- pybreaker's `CircuitBreaker.call` holds one lock for the whole guarded call, so with threaded
+  workers (GUNICORN_WORKER_CLASS=gthread) every request queues behind a hanging connect instead
+  of failing at once, and it raises its own `CircuitBreakerError`, which django-redis does not
+  treat as a connection error (a 500 instead of a cache miss). It would also need the same hook
+  below: it saves the ~50-line state machine and costs a dependency and those two defects.
+
+The hook is redis-py's `connection_class` pool argument (settings.py: CONNECTION_POOL_KWARGS).
+The breaker decides in `connect_check_health`, the one method every path that opens a socket
+goes through (`connect()` from the pool, and `send_packed_command` on a reconnect after an
+error, which bypasses `connect()`), and learns of hung reads in `read_response`. redis is pinned
+in pyproject.toml; tests/test_redis_breaker.py fails if an upgrade moves either method.
 """
 
 from __future__ import annotations

@@ -65,7 +65,6 @@ INSTALLED_APPS = [
     "knox",
     # Lockout after repeated failed logins (storefront/accounts/lockout.py).
     "axes",
-    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "storefront.accounts",

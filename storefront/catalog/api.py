@@ -271,7 +271,7 @@ class ProductDetailApi(APIView):
         },
     )
     def patch(self, request: Request, slug: str) -> Response:
-        product = Product.objects.select_related("category").filter(slug=slug).first()
+        product = selectors.product_for_update(slug=slug)
         if product is None:
             raise exceptions.NotFound("No product with that slug.")
         serializer = self.UpdateSerializer(data=request.data, partial=True)

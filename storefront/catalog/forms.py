@@ -5,7 +5,7 @@ from decimal import Decimal
 from django import forms
 from django.core.validators import FileExtensionValidator
 
-from storefront.catalog import imports
+from storefront.catalog import import_parsing
 from storefront.catalog.models import ProductImport
 from storefront.catalog.selectors import SORT_LABELS
 from storefront.catalog.validators import validate_upload_size
@@ -37,8 +37,8 @@ class ProductFilterForm(forms.Form):
 def _checked_csv(upload):
     """The obvious problems of an import file, found before it is queued."""
     try:
-        imports.check_upload(upload)
-    except imports.ImportFileError as exc:
+        import_parsing.check_upload(upload)
+    except import_parsing.ImportFileError as exc:
         raise forms.ValidationError(str(exc), code="bad_csv") from None
     return upload
 

@@ -9,7 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
-from storefront.catalog import imports
+from storefront.catalog import imports, selectors
 from storefront.catalog.forms import ProductImportForm
 from storefront.catalog.models import ProductImport
 from storefront.dashboards.permissions import staff_permission_required
@@ -17,7 +17,7 @@ from storefront.dashboards.permissions import staff_permission_required
 
 def _import_or_404(import_id: int) -> ProductImport:
     try:
-        return imports.product_import(import_id=import_id)
+        return selectors.product_import(import_id=import_id)
     except ProductImport.DoesNotExist:
         raise Http404(f"There is no product import #{import_id}.") from None
 
@@ -44,7 +44,7 @@ def product_import_page(request: HttpRequest) -> HttpResponse:
         "catalog/import_list.html",
         {
             "form": form,
-            "imports": imports.recent_product_imports(),
+            "imports": selectors.recent_product_imports(),
             "max_upload_mb": settings.STOREFRONT_MAX_UPLOAD_MB,
         },
         status=status,
@@ -64,7 +64,25 @@ def product_import_detail_page(request: HttpRequest, import_id: int) -> HttpResp
 @require_GET
 def product_import_status(request: HttpRequest, import_id: int) -> JsonResponse:
     try:
-        record = imports.product_import(import_id=import_id)
+        record = selectors.product_import(import_id=import_id)
     except ProductImport.DoesNotExist:
         return JsonResponse({"error": f"There is no product import #{import_id}."}, status=404)
-    return JsonResponse(imports.import_status(record))
+    return JsonResponse(_status(record))
+
+
+def _status(record: ProductImport) -> dict:
+    """What the progress page polls (status.json)."""
+    return {
+        "id": record.pk,
+        "status": record.status,
+        "status_display": record.get_status_display(),
+        "finished": record.is_finished,
+        "total_rows": record.total_rows,
+        "processed_rows": record.processed_rows,
+        "percent": record.percent,
+        "created": record.created_count,
+        "updated": record.updated_count,
+        "unchanged": record.unchanged_count,
+        "rejected": record.rejected_count,
+        "error": record.error,
+    }

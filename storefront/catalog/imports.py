@@ -1,14 +1,10 @@
-"""Product CSV import: upload check, row validation, batched upserts, progress and report.
+"""Product CSV import, the writing half: batched upserts, progress and report. The file is read
+and its rows validated by import_parsing.py (the format is described there).
 
-The file has a header row naming the columns, in any order::
-
-    sku,name,category,price,stock[,description][,is_active]
-
-``category`` is a category slug. Rows are validated one by one; a bad row is rejected with its
-line number and the reasons, and changes nothing. Valid rows are upserted by SKU in batches of
-BATCH_SIZE, one transaction per batch: a new SKU creates a product (slug from name and SKU), a
-known SKU updates the columns the file has (its slug stays), and a row equal to the product is
-not written at all. Running the same file again therefore creates nothing.
+A rejected row changes nothing. Valid rows are upserted by SKU in batches of BATCH_SIZE, one
+transaction per batch: a new SKU creates a product (slug from name and SKU), a known SKU updates
+the columns the file has (its slug stays), and a row equal to the product is not written at all.
+Running the same file again therefore creates nothing.
 
 A file that cannot be read as a whole (not UTF-8, not CSV, required columns missing from the
 header) fails before any row is written: both problems are found by the first pass, which
@@ -31,52 +27,37 @@ stock by delta through the API (stock_delta) when only arrivals are known.
 
 from __future__ import annotations
 
-import codecs
 import contextlib
-import csv
 import logging
 import os
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import IO
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files import File
 from django.db import connection, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.text import slugify
 
 from storefront import caching
 from storefront.accounts.models import User
-from storefront.catalog.models import Category, Product, ProductImport
+from storefront.catalog.import_parsing import (
+    SKU_MAX_LENGTH,
+    ImportFileError,
+    ImportRow,
+    count_rows,
+    parse_row,
+    read_rows,
+)
+from storefront.catalog.models import Product, ProductImport
+from storefront.catalog.selectors import category_ids_by_slug, taken_product_slugs
 
 logger = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("sku", "name", "category", "price", "stock")
-OPTIONAL_COLUMNS = ("description", "is_active")
 BATCH_SIZE = 2000
-CENT = Decimal("0.01")
-MAX_PRICE = Decimal("99999999.99")  # Product.price: max_digits=10, decimal_places=2
-MAX_STOCK = 2_147_483_647  # IntegerField
-TRUE_VALUES = frozenset({"1", "true", "yes", "y", "t"})
-FALSE_VALUES = frozenset({"0", "false", "no", "n", "f"})
-_PRICE_RE = re.compile(r"\d+(\.\d+)?|\.\d+")
-_STOCK_RE = re.compile(r"\d+")
-_SKU_MAX = Product._meta.get_field("sku").max_length
-_NAME_MAX = Product._meta.get_field("name").max_length
 _SLUG_MAX = Product._meta.get_field("slug").max_length
 # Key of the PostgreSQL advisory lock that lets one worker at a time run a given import.
 _LOCK_CLASS = 0x5F1A
-# How much of an upload the form reads to check its header line.
-_HEADER_PEEK_BYTES = 64 * 1024
-
-
-class ImportFileError(Exception):
-    """The file as a whole cannot be imported; the message is shown to staff."""
-
 
 # Bulk inserts leave PostgreSQL's row estimate behind until autovacuum's next ANALYZE, and the
 # listing's "About N products" reads that estimate: an import that created this many products
@@ -89,153 +70,6 @@ def refresh_planner_statistics(*, created: int) -> None:
     if created >= ANALYZE_AFTER_CREATED and connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE catalog_product")
-
-
-# --- the header -------------------------------------------------------------------------------
-
-
-def _columns_from_header(header: list[str]) -> dict[str, int]:
-    """Column name → index, for the columns we know; ImportFileError if the header is bad."""
-    names = [name.strip().lower() for name in header]
-    if not any(names):
-        raise ImportFileError(
-            "The first line must be a header row naming the columns: "
-            + ",".join(REQUIRED_COLUMNS)
-            + " (optional: "
-            + ",".join(OPTIONAL_COLUMNS)
-            + ")."
-        )
-    known = [name for name in names if name in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
-    duplicated = sorted({name for name in known if known.count(name) > 1})
-    if duplicated:
-        raise ImportFileError(f"The header names these columns twice: {', '.join(duplicated)}.")
-    missing = [name for name in REQUIRED_COLUMNS if name not in names]
-    if missing:
-        found = ", ".join(name for name in names if name)[:200] or "nothing"
-        raise ImportFileError(
-            f"The header row lacks the required column(s) {', '.join(missing)}. It must name "
-            f"{', '.join(REQUIRED_COLUMNS)} (optional: {', '.join(OPTIONAL_COLUMNS)}); "
-            f"found: {found}."
-        )
-    return {name: index for index, name in enumerate(names) if name in known}
-
-
-def check_upload(upload: IO[bytes]) -> None:
-    """Reject obvious non-imports up front (the form's check): empty, binary, not UTF-8, or a
-    header without the required columns. The task still checks the whole file."""
-    upload.seek(0)
-    head = upload.read(_HEADER_PEEK_BYTES)
-    upload.seek(0)
-    if not head.strip():
-        raise ImportFileError("The file is empty.")
-    if b"\x00" in head:
-        raise ImportFileError("This is not a CSV file (it contains binary data).")
-    end = head.find(b"\n")
-    if end < 0 and len(head) == _HEADER_PEEK_BYTES:
-        raise ImportFileError("This is not a CSV file (no line break in its first 64 KB).")
-    first_line = head if end < 0 else head[:end]
-    try:
-        text = first_line.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise ImportFileError(
-            "The file is not UTF-8 text; save it as “CSV UTF-8” and upload it again."
-        ) from None
-    _columns_from_header(next(csv.reader([text]), []))
-
-
-# --- rows -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ImportRow:
-    line: int
-    sku: str
-    name: str
-    category_id: int
-    price: Decimal
-    stock: int
-    description: str | None  # None: the file has no such column (existing products keep theirs)
-    is_active: bool | None
-
-
-def _parse_price(value: str) -> tuple[Decimal | None, str | None]:
-    if not value:
-        return None, "price is blank"
-    if not _PRICE_RE.fullmatch(value):
-        if value.startswith("-") and _PRICE_RE.fullmatch(value[1:]):
-            return None, f"price {value} is negative; it must be positive"
-        return None, f"price “{value}” is not a decimal number like 12.50"
-    price = Decimal(value)
-    if price > MAX_PRICE:
-        return None, f"price {value} is above the maximum {MAX_PRICE}"
-    if price != price.quantize(CENT):
-        return None, f"price {value} has more than 2 decimal places"
-    if price <= 0:
-        return None, f"price {value} must be positive"
-    return price.quantize(CENT), None
-
-
-def _parse_stock(value: str) -> tuple[int | None, str | None]:
-    if not value:
-        return None, "stock is blank"
-    if not _STOCK_RE.fullmatch(value):
-        if value.startswith("-") and _STOCK_RE.fullmatch(value[1:]):
-            return None, f"stock {value} is negative"
-        return None, f"stock “{value}” is not a whole number"
-    stock = int(value)
-    if stock > MAX_STOCK:
-        return None, f"stock {value} is above the maximum {MAX_STOCK}"
-    return stock, None
-
-
-def _parse_row(
-    fields: list[str], *, line: int, columns: dict[str, int], categories: dict[str, int]
-) -> tuple[ImportRow | None, str, str]:
-    """(row, sku, "") for a valid row, (None, sku, reasons) for a rejected one."""
-    width = max(columns.values()) + 1
-    sku = fields[columns["sku"]].strip() if len(fields) > columns["sku"] else ""
-    if len(fields) < width:
-        return None, sku, f"the row has {len(fields)} field(s); the header has {width}"
-
-    def value(column: str) -> str:
-        return fields[columns[column]].strip()
-
-    reasons = []
-    if not sku:
-        reasons.append("sku is blank")
-    elif len(sku) > _SKU_MAX:
-        reasons.append(f"sku is longer than {_SKU_MAX} characters")
-    name = value("name")
-    if not name:
-        reasons.append("name is blank")
-    elif len(name) > _NAME_MAX:
-        reasons.append(f"name is {len(name)} characters long; the maximum is {_NAME_MAX}")
-    category_slug = value("category")
-    category_id = categories.get(category_slug)
-    if not category_slug:
-        reasons.append("category is blank")
-    elif category_id is None:
-        reasons.append(f"unknown category “{category_slug[:60]}” (give a category slug)")
-    price, problem = _parse_price(value("price"))
-    if problem:
-        reasons.append(problem)
-    stock, problem = _parse_stock(value("stock"))
-    if problem:
-        reasons.append(problem)
-    description = value("description") if "description" in columns else None
-    is_active = None
-    if "is_active" in columns:
-        flag = value("is_active").lower()
-        if flag in TRUE_VALUES or not flag:
-            is_active = True
-        elif flag in FALSE_VALUES:
-            is_active = False
-        else:
-            reasons.append(f"is_active “{flag[:20]}” must be true or false (or 1/0, yes/no)")
-    if reasons:
-        return None, sku, "; ".join(reasons)
-    row = ImportRow(line, sku, name, category_id, price, stock, description, is_active)
-    return row, sku, ""
 
 
 # --- writing ----------------------------------------------------------------------------------
@@ -253,7 +87,7 @@ class _Tally:
     def reject(self, *, line: int, sku: str, reason: str) -> None:
         self.rejected += 1
         if len(self.rejected_rows) < ProductImport.REJECTED_ROWS_KEPT:
-            self.rejected_rows.append({"line": line, "sku": sku[:_SKU_MAX], "reason": reason})
+            self.rejected_rows.append({"line": line, "sku": sku[:SKU_MAX_LENGTH], "reason": reason})
 
     def as_fields(self) -> dict[str, int]:
         return {
@@ -281,9 +115,7 @@ def _unique_slugs(bases: dict[str, str]) -> dict[str, str]:
             sku: base if attempt == 1 else f"{base[: _SLUG_MAX - 8]}-{attempt}"
             for sku, base in pending.items()
         }
-        taken = set(
-            Product.objects.filter(slug__in=set(candidates.values())).values_list("slug", flat=True)
-        )
+        taken = taken_product_slugs(slugs=set(candidates.values()))
         taken.update(slugs.values())
         retry = {}
         for sku, slug in candidates.items():
@@ -376,52 +208,13 @@ def _write_batch(rows: list[ImportRow], *, columns: dict[str, int], tally: _Tall
     tally.updated += len(changed)
 
 
-def _text_lines(handle: IO[bytes]) -> Iterator[str]:
-    """The file's lines decoded one by one, so a bad byte is reported with its line."""
-    for number, raw in enumerate(handle, start=1):
-        try:
-            yield (raw.removeprefix(codecs.BOM_UTF8) if number == 1 else raw).decode("utf-8")
-        except UnicodeDecodeError:
-            raise ImportFileError(
-                f"Line {number} is not UTF-8 text; save the file as “CSV UTF-8” and upload it "
-                "again."
-            ) from None
-
-
-def _read_rows(handle: IO[bytes]) -> Iterator[tuple[int, list[str]] | dict[str, int]]:
-    """Yield the columns (from the header) first, then (line, fields) per non-blank row.
-
-    `line` is the physical line the row starts on (the header is line 1). CSV and encoding
-    errors become ImportFileError naming the line.
-    """
-    reader = csv.reader(_text_lines(handle), strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise ImportFileError("The file is empty.")
-        yield _columns_from_header(header)
-        line = reader.line_num
-        for fields in reader:
-            start, line = line + 1, reader.line_num
-            if not fields:
-                continue
-            # Python's csv reads NUL bytes as text; PostgreSQL cannot store them.
-            if any("\x00" in value for value in fields):
-                raise ImportFileError(f"Line {start}: not valid CSV (it contains a NUL byte).")
-            yield start, fields
-    except csv.Error as exc:
-        raise ImportFileError(f"Line {reader.line_num}: not valid CSV ({exc}).") from None
-
-
 def _count_rows(record: ProductImport) -> int:
     with record.file.open("rb") as handle:
-        rows = _read_rows(handle)
-        next(rows)
-        return sum(1 for _ in rows)
+        return count_rows(handle)
 
 
 def _import_rows(record: ProductImport) -> _Tally:
-    categories = dict(Category.objects.values_list("slug", "id"))
+    categories = category_ids_by_slug()
     tally = _Tally()
     first_line_of: dict[str, int] = {}
     batch: list[ImportRow] = []
@@ -435,13 +228,11 @@ def _import_rows(record: ProductImport) -> _Tally:
         batch.clear()
 
     with record.file.open("rb") as handle:
-        rows = _read_rows(handle)
+        rows = read_rows(handle)
         columns = next(rows)
         for line, fields in rows:
             tally.processed += 1
-            row, sku, reasons = _parse_row(
-                fields, line=line, columns=columns, categories=categories
-            )
+            row, sku, reasons = parse_row(fields, line=line, columns=columns, categories=categories)
             if row is None:
                 tally.reject(line=line, sku=sku, reason=reasons)
             elif sku in first_line_of:
@@ -581,33 +372,3 @@ def create_product_import(
         if enqueue:
             transaction.on_commit(lambda: tasks.import_products.delay(record.pk))
     return record
-
-
-# --- reads ------------------------------------------------------------------------------------
-
-
-def recent_product_imports(*, limit: int = 20) -> QuerySet[ProductImport]:
-    return ProductImport.objects.select_related("created_by").defer("rejected_rows")[:limit]
-
-
-def product_import(*, import_id: int) -> ProductImport:
-    """Raises ProductImport.DoesNotExist."""
-    return ProductImport.objects.select_related("created_by").get(pk=import_id)
-
-
-def import_status(record: ProductImport) -> dict:
-    """What the progress page polls (status.json)."""
-    return {
-        "id": record.pk,
-        "status": record.status,
-        "status_display": record.get_status_display(),
-        "finished": record.is_finished,
-        "total_rows": record.total_rows,
-        "processed_rows": record.processed_rows,
-        "percent": record.percent,
-        "created": record.created_count,
-        "updated": record.updated_count,
-        "unchanged": record.unchanged_count,
-        "rejected": record.rejected_count,
-        "error": record.error,
-    }

@@ -43,9 +43,6 @@ class ProductQuerySet(models.QuerySet):
     def active(self) -> ProductQuerySet:
         return self.filter(is_active=True)
 
-    def in_stock(self) -> ProductQuerySet:
-        return self.filter(stock__gt=0)
-
 
 _SLUG_PLACEHOLDER = "slug-placeholder-0"
 

@@ -11,7 +11,13 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from storefront import caching, pagination
-from storefront.catalog.models import PRODUCT_SEARCH_VECTOR, SEARCH_CONFIG, Category, Product
+from storefront.catalog.models import (
+    PRODUCT_SEARCH_VECTOR,
+    SEARCH_CONFIG,
+    Category,
+    Product,
+    ProductImport,
+)
 
 # Sort keys accepted by the listing and the API, mapped to an ordering with a unique tiebreaker
 # so pages (and API cursors) are stable.
@@ -149,8 +155,13 @@ def product_detail(*, slug: str) -> Product:
     product = caching.get("catalog", key)
     if product is None:
         product = Product.objects.active().select_related("category").get(slug=slug)
-        caching.store("catalog", key, product, settings.STOREFRONT_CACHE_TTL_QUERIES)
+        caching.store(key, product, settings.STOREFRONT_CACHE_TTL_QUERIES)
     return product
+
+
+def product_for_update(*, slug: str) -> Product | None:
+    """The product with this slug, active or not, with its category (for staff to change)."""
+    return Product.objects.select_related("category").filter(slug=slug).first()
 
 
 def related_products(*, product: Product, limit: int = 4) -> list[Product]:
@@ -185,3 +196,32 @@ def product_for_cart(*, product_id: int) -> Product | None:
         .only("id", "name", "stock", "is_active", "price")
         .first()
     )
+
+
+def low_stock_alert_products(*, ids: list[int]) -> list[Product]:
+    """The products a low-stock alert names (any state), by name: the columns it shows."""
+    return list(
+        Product.objects.filter(id__in=ids).only("id", "name", "sku", "stock").order_by("name", "id")
+    )
+
+
+# --- the product CSV import (storefront/catalog/imports.py) ---------------------------------------
+
+
+def category_ids_by_slug() -> dict[str, int]:
+    """Every category's id by its slug (the import's category column holds slugs)."""
+    return dict(Category.objects.values_list("slug", "id"))
+
+
+def taken_product_slugs(*, slugs: set[str]) -> set[str]:
+    """Those of `slugs` that a product (active or not) already has."""
+    return set(Product.objects.filter(slug__in=slugs).values_list("slug", flat=True))
+
+
+def recent_product_imports(*, limit: int = 20) -> QuerySet[ProductImport]:
+    return ProductImport.objects.select_related("created_by").defer("rejected_rows")[:limit]
+
+
+def product_import(*, import_id: int) -> ProductImport:
+    """Raises ProductImport.DoesNotExist."""
+    return ProductImport.objects.select_related("created_by").get(pk=import_id)

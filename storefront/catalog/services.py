@@ -15,10 +15,12 @@ Product.stock_version:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
 
+from storefront.bulk_load import TableLoader
 from storefront.catalog.models import Category, Product
 
 UPDATABLE_FIELDS = ("name", "description", "price", "stock", "is_active", "category")
@@ -142,3 +144,49 @@ def update_product(
         product.full_clean(validate_unique=False)
         product.save(update_fields=[*changed, "updated_at"])
     return product
+
+
+# The columns of bulk-loaded rows, in order (ids included; timestamps as the loader formats them).
+CATEGORY_BULK_COLUMNS = ("id", "name", "slug", "parent_id", "description")
+PRODUCT_BULK_COLUMNS = (
+    "id",
+    "name",
+    "slug",
+    "sku",
+    "description",
+    "price",
+    "stock",
+    "category_id",
+    "image",
+    "is_active",
+    "created_at",
+    "updated_at",
+)
+
+
+def bulk_load_categories(*, loader: TableLoader, rows: Iterable[tuple]) -> int:
+    """Write generated categories (CATEGORY_BULK_COLUMNS, parents first) in the caller's
+    transaction, without model validation or signals; the number written."""
+    return loader.load(model=Category, columns=CATEGORY_BULK_COLUMNS, rows=rows)
+
+
+def bulk_load_products(*, loader: TableLoader, rows: Iterable[tuple]) -> int:
+    """Write generated products (PRODUCT_BULK_COLUMNS) in the caller's transaction, without
+    model validation or signals; the number written."""
+    return loader.load(model=Product, columns=PRODUCT_BULK_COLUMNS, rows=rows)
+
+
+@transaction.atomic
+def delete_catalog() -> None:
+    """Delete every product and category. On PostgreSQL with TRUNCATE ... RESTART IDENTITY
+    CASCADE, so rows of other tables that point at them go too."""
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        tables = ", ".join(quote(m._meta.db_table) for m in (Product, Category))
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        return
+    Product.objects.all().delete()
+    # Categories protect their children, so remove the tree from the leaves up.
+    while Category.objects.exists():
+        Category.objects.filter(children__isnull=True).delete()

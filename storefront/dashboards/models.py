@@ -1,9 +1,9 @@
 """Denormalized sales figures for the staff dashboard, and order exports produced by a task.
 
 DailySales / ProductDailySales hold what the dashboard used to aggregate from the orders table
-on every request. They are incremented inside the checkout transaction (services.record_order),
+on every request. They are incremented inside the checkout transaction (sales.record_order),
 recomputed for one day when an order's status crosses the revenue line, and reconciled with the
-orders by the nightly task (services.refresh_daily_sales). A "day" is a calendar date in
+orders by the nightly task (sales.refresh_daily_sales). A "day" is a calendar date in
 settings.TIME_ZONE; only orders in Order.REVENUE_STATUSES count, as everywhere else.
 """
 
@@ -90,7 +90,7 @@ class ProductSales30d(ProductSalesFigures):
     The top-products table reads its first rows by the (-quantity, product_name) index instead of
     grouping a month of ProductDailySales rows on each request. The checkout adds to it (inside
     its transaction, like the daily tables); the nightly refresh rebuilds it for the new window,
-    so between midnight and that refresh the window holds 31 days (see services).
+    so between midnight and that refresh the window holds 31 days (see sales_recompute).
     """
 
     product = models.ForeignKey(

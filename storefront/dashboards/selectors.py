@@ -23,6 +23,7 @@ from storefront.dashboards.models import (
     OrderExport,
     ProductDailySales,
     ProductSales30d,
+    SalesWindow,
 )
 from storefront.orders.models import Order
 from storefront.orders.selectors import ORDER_LIST_FIELDS
@@ -132,12 +133,18 @@ def revenue_per_day(*, days: int = 30) -> list[DayRevenue]:
     return out
 
 
+def sales_window_first_day() -> dt.date:
+    """The first day ProductSales30d counts (before any refresh: 30 days back from today)."""
+    stored = SalesWindow.objects.filter(pk=1).values_list("first_day", flat=True).first()
+    return stored or sales_today() - dt.timedelta(days=WINDOW_DAYS - 1)
+
+
 def top_products(*, days: int = 30, limit: int = 10) -> list[dict]:
     """Best sellers by units over the last `days` days, today included (by snapshot, so deleted
     products count), never from the order lines.
 
     30 days: the first rows of ProductSales30d by its units index (between midnight and the
-    nightly refresh its window holds 31 days: see services). Other windows group
+    nightly refresh its window holds 31 days: see sales_recompute). Other windows group
     ProductDailySales rows.
     """
     if days == WINDOW_DAYS:

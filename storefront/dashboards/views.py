@@ -6,7 +6,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, Stream
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from storefront.dashboards import cached, order_csv, selectors, services
+from storefront.dashboards import cached, exports, order_csv, selectors
 from storefront.dashboards.forms import ExportFilterForm
 from storefront.dashboards.models import OrderExport
 from storefront.dashboards.permissions import staff_permission_required
@@ -83,7 +83,7 @@ def order_exports_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = ExportFilterForm(request.POST)
         if form.is_valid():
-            export = services.request_order_export(
+            export = exports.request_order_export(
                 user=request.user,
                 since=form.cleaned_data["since"],
                 until=form.cleaned_data["until"],

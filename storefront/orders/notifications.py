@@ -29,20 +29,24 @@ deduplicate on it show one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
-from storefront.catalog.models import Product
+from storefront.catalog.selectors import low_stock_alert_products
 from storefront.orders.models import EmailDelivery, Order
+from storefront.orders.selectors import (
+    email_delivery_status,
+    order_for_confirmation,
+    order_number,
+    staff_alert_recipients,
+)
 
 Status = EmailDelivery.Status
 Kind = EmailDelivery.Kind
@@ -62,27 +66,6 @@ def record_pending_confirmation(*, order: Order) -> None:
         idempotency_key=order_confirmation_key(order.id),
         kind=Kind.ORDER_CONFIRMATION,
         order=order,
-    )
-
-
-def confirmations_to_resend(*, older_than: timedelta, stuck_after: timedelta) -> list[int]:
-    """Order ids whose confirmation is still owed: pending or failed for `older_than` (the
-    queued task was lost, e.g. the broker was down at commit, or it gave up retrying), or
-    "sending" for `stuck_after` (its worker died and the broker lost the redelivery).
-    Only orders placed in the last two days: older ones are left to a person (admin)."""
-    now = timezone.now()
-    owed = Q(status__in=[Status.PENDING, Status.FAILED], updated_at__lt=now - older_than) | Q(
-        status=Status.SENDING, updated_at__lt=now - stuck_after
-    )
-    return list(
-        EmailDelivery.objects.filter(
-            owed,
-            kind=Kind.ORDER_CONFIRMATION,
-            created_at__gte=now - timedelta(days=2),
-            order__isnull=False,
-        )
-        .order_by("created_at")
-        .values_list("order_id", flat=True)[:1000]
     )
 
 
@@ -111,19 +94,6 @@ def send_low_stock_alert(*, order_id: int, product_ids: list[int]) -> str:
     )
 
 
-def staff_alert_recipients() -> list[str]:
-    """STOREFRONT_STAFF_ALERT_EMAILS, or else every active staff user with an email."""
-    if settings.STOREFRONT_STAFF_ALERT_EMAILS:
-        return list(dict.fromkeys(settings.STOREFRONT_STAFF_ALERT_EMAILS))
-    return list(
-        get_user_model()
-        .objects.filter(is_staff=True, is_active=True)
-        .exclude(email="")
-        .order_by("email")
-        .values_list("email", flat=True)
-    )
-
-
 def deliver_once(
     *,
     key: str,
@@ -144,7 +114,7 @@ def deliver_once(
         .update(status=Status.SENDING, attempts=F("attempts") + 1, updated_at=timezone.now())
     )
     if not claimed:
-        return EmailDelivery.objects.values_list("status", flat=True).get(pk=delivery.pk)
+        return email_delivery_status(delivery_id=delivery.pk)
     try:
         # The row stays locked while SMTP talks, so a concurrent duplicate waits, then sees "sent".
         with transaction.atomic():
@@ -179,7 +149,7 @@ def deliver_once(
 
 
 def _order_confirmation_message(*, order_id: int) -> EmailMultiAlternatives | None:
-    order = Order.objects.select_related("user").prefetch_related("lines").get(pk=order_id)
+    order = order_for_confirmation(order_id=order_id)
     if not order.user.email:
         return None
     context = {
@@ -201,7 +171,7 @@ def _low_stock_message(*, order_id: int, product_ids: list[int]) -> EmailMultiAl
     recipients = staff_alert_recipients()
     if not recipients or not product_ids:
         return None
-    order_number = Order.objects.values_list("number", flat=True).get(pk=order_id)
+    number = order_number(order_id=order_id)
     products = [
         {
             "name": p.name,
@@ -210,20 +180,18 @@ def _low_stock_message(*, order_id: int, product_ids: list[int]) -> EmailMultiAl
             "admin_url": settings.STOREFRONT_SITE_URL
             + reverse("admin:catalog_product_change", args=[p.pk]),
         }
-        for p in Product.objects.filter(id__in=product_ids)
-        .only("id", "name", "sku", "stock")
-        .order_by("name", "id")
+        for p in low_stock_alert_products(ids=product_ids)
     ]
     if not products:
         return None
     names = ", ".join(p["name"] for p in products[:3]) + ("…" if len(products) > 3 else "")
     return _message(
         key=low_stock_key(order_id),
-        subject=f"Low stock after order {order_number}: {names}",
+        subject=f"Low stock after order {number}: {names}",
         to=recipients,
         template="orders/email/low_stock_alert",
         context={
-            "order_number": order_number,
+            "order_number": number,
             "products": products,
             "threshold": settings.STOREFRONT_LOW_STOCK_THRESHOLD,
         },

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 
-from django.db.models import Prefetch, QuerySet
+from django.conf import settings
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
 
 from storefront.accounts.models import User
-from storefront.orders.models import Order, OrderLine
+from storefront.orders.models import EmailDelivery, Order, OrderLine
 
 ORDER_LIST_FIELDS = ("id", "number", "status", "total", "item_count", "created_at", "user_id")
 # Orders per history page; pages past the numbered ones are reached by keyset cursors.
@@ -88,3 +90,56 @@ def order_export_rows(
     if until:
         qs = qs.filter(created_at__date__lte=until)
     return qs.values_list(*EXPORT_COLUMNS).iterator(chunk_size=2000)
+
+
+# --- the order emails (storefront/orders/notifications.py) ----------------------------------------
+
+
+def order_for_confirmation(*, order_id: int) -> Order:
+    """The order with its customer and lines (the confirmation email); raises
+    Order.DoesNotExist."""
+    return Order.objects.select_related("user").prefetch_related("lines").get(pk=order_id)
+
+
+def order_number(*, order_id: int) -> str:
+    """The order's number; raises Order.DoesNotExist."""
+    return Order.objects.values_list("number", flat=True).get(pk=order_id)
+
+
+def staff_alert_recipients() -> list[str]:
+    """STOREFRONT_STAFF_ALERT_EMAILS, or else every active staff user with an email."""
+    if settings.STOREFRONT_STAFF_ALERT_EMAILS:
+        return list(dict.fromkeys(settings.STOREFRONT_STAFF_ALERT_EMAILS))
+    return list(
+        User.objects.filter(is_staff=True, is_active=True)
+        .exclude(email="")
+        .order_by("email")
+        .values_list("email", flat=True)
+    )
+
+
+def email_delivery_status(*, delivery_id: int) -> str:
+    """An EmailDelivery's status; raises EmailDelivery.DoesNotExist."""
+    return EmailDelivery.objects.values_list("status", flat=True).get(pk=delivery_id)
+
+
+def confirmations_to_resend(*, older_than: dt.timedelta, stuck_after: dt.timedelta) -> list[int]:
+    """Order ids whose confirmation is still owed: pending or failed for `older_than` (the
+    queued task was lost, e.g. the broker was down at commit, or it gave up retrying), or
+    "sending" for `stuck_after` (its worker died and the broker lost the redelivery).
+    Only orders placed in the last two days: older ones are left to a person (admin)."""
+    now = timezone.now()
+    pending = [EmailDelivery.Status.PENDING, EmailDelivery.Status.FAILED]
+    owed = Q(status__in=pending, updated_at__lt=now - older_than) | Q(
+        status=EmailDelivery.Status.SENDING, updated_at__lt=now - stuck_after
+    )
+    return list(
+        EmailDelivery.objects.filter(
+            owed,
+            kind=EmailDelivery.Kind.ORDER_CONFIRMATION,
+            created_at__gte=now - dt.timedelta(days=2),
+            order__isnull=False,
+        )
+        .order_by("created_at")
+        .values_list("order_id", flat=True)[:1000]
+    )

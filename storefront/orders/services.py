@@ -21,9 +21,7 @@ from django.db.models import F, Sum
 from storefront import caching
 from storefront.accounts.models import User
 from storefront.catalog.models import Product
-from storefront.dashboards.services import record_cancellations
-from storefront.dashboards.services import record_order as record_sales
-from storefront.orders import notifications, tasks
+from storefront.orders import events, notifications, tasks
 from storefront.orders.models import CartItem, Order, OrderLine
 from storefront.orders.shipping import profile_shipping_address
 
@@ -186,7 +184,8 @@ def _place_order(
         )
     _invalidate_stock_after_commit(products, merged)
     _send_order_emails_after_commit(order, products, merged)
-    record_sales(order=order, lines=lines)  # last: it locks the day's sales row until commit
+    # Last: a receiver (the dashboards' sales tables) locks the day's sales row until commit.
+    events.order_placed.send(sender=Order, order=order, lines=lines)
     return order
 
 
@@ -308,8 +307,8 @@ def cancel_orders(*, order_ids: Iterable[int]) -> CancelResult:
     The orders are locked first (id order), so cancelling one order twice at once restocks it
     once: the second sees it cancelled. The products are then locked in id order, like the
     checkout's, and restocked by delta (stock + quantity: a sale or an edit made since the
-    order is kept), bumping stock_version. The sales tables recompute the orders' days after
-    the commit (storefront/dashboards/services.py). Lines whose product was deleted restock
+    order is kept), bumping stock_version. orders_cancelled is sent (the sales tables then
+    recompute the orders' days after the commit). Lines whose product was deleted restock
     nothing.
     """
     result = CancelResult()
@@ -347,8 +346,8 @@ def cancel_orders(*, order_ids: Iterable[int]) -> CancelResult:
     for order in result.cancelled:
         order.status = Order.Status.CANCELLED
     _invalidate_restock_after_commit(products)
-    # QuerySet.update() sends no signals: the sales tables are told here.
-    record_cancellations(orders=result.cancelled)
+    # QuerySet.update() sends no model signals: the listeners (sales tables) are told here.
+    events.orders_cancelled.send(sender=Order, orders=result.cancelled)
     return result
 
 

@@ -14,7 +14,7 @@ from smtplib import SMTPException
 from celery import Task, shared_task
 from django.conf import settings
 
-from storefront.orders import notifications
+from storefront.orders import notifications, selectors
 
 # About a day of tries at the 10-minute cap: an SMTP outage delays emails instead of losing them.
 EMAIL_MAX_RETRIES = 150
@@ -53,9 +53,9 @@ def send_low_stock_alert(self, order_id: int, product_ids: list[int]) -> str:
 
 @shared_task(name="storefront.orders.tasks.resend_owed_confirmations")
 def resend_owed_confirmations() -> int:
-    """Queue again the confirmations still owed (see notifications.confirmations_to_resend);
+    """Queue again the confirmations still owed (see selectors.confirmations_to_resend);
     idempotent, since sending is. Run by beat every 10 minutes. Returns how many were queued."""
-    order_ids = notifications.confirmations_to_resend(
+    order_ids = selectors.confirmations_to_resend(
         older_than=timedelta(minutes=10),
         stuck_after=timedelta(
             seconds=settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] + 600

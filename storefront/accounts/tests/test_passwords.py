@@ -17,12 +17,12 @@ from django.test import Client
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
+from harness.smtp import SmtpSink
 from storefront.accounts.tasks import send_password_reset_email
 from storefront.cache_pages import CACHE_HEADER
 from storefront.orders.models import EmailDelivery
 from tests.factories import TEST_PASSWORD, UserFactory
 from tests.querycount import queries_for
-from tests.smtp_sink import SmtpSink
 
 RESET = "/accounts/password/reset/"
 RESET_DONE = "/accounts/password/reset/done/"

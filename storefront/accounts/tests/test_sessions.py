@@ -8,9 +8,9 @@ setting_changed signal), so the next `caches[...]` talks to the new servers; a C
 afterwards loads the session middleware with the new engine. (django-redis keeps one
 connection pool per URL for the whole process: every test here uses a server on a new port.)
 
-The servers are private (tests/servers.py): FLUSHALL, stop and restart never touch the shared
-Redis of REDIS_URL. Every request runs under a deadline (SIGALRM) so a hang fails the test
-instead of blocking the run; the deadlines are generous, the assertions are about behaviour.
+The servers are private (harness/cache_servers.py): FLUSHALL, stop and restart never touch the
+shared Redis of REDIS_URL. Every request runs under a deadline (SIGALRM) so a hang fails the
+test instead of blocking the run; the deadlines are generous, the assertions are about behaviour.
 """
 
 from __future__ import annotations
@@ -31,15 +31,15 @@ from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.test import Client
 
-from storefront.catalog.models import Product
-from tests.factories import TEST_PASSWORD, ProductFactory, UserFactory
-from tests.servers import (
+from harness.cache_servers import (
     MemcachedServer,
     RedisServer,
     black_hole_server,
     running_memcached,
     running_redis,
 )
+from storefront.catalog.models import Product
+from tests.factories import TEST_PASSWORD, ProductFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from django.test import Client
 
 from storefront.dashboards.days import sales_day
 from storefront.dashboards.models import DailySales, ProductDailySales, ProductSales30d
-from storefront.dashboards.services import refresh_daily_sales
+from storefront.dashboards.sales import refresh_daily_sales
 from storefront.dashboards.tests.test_sales import (
     dashboard_figures,
     place,

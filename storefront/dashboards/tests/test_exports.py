@@ -12,8 +12,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from storefront.dashboards.exports import produce_order_export, request_order_export
 from storefront.dashboards.models import OrderExport
-from storefront.dashboards.services import produce_order_export, request_order_export
 from storefront.orders.models import Order
 from tests.factories import ProductFactory, StaffFactory, UserFactory, order_with_lines
 

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from storefront import caching
 from storefront.dashboards import cached, selectors
-from storefront.dashboards.services import refresh_daily_sales
+from storefront.dashboards.sales import refresh_daily_sales
 from storefront.orders.models import Order
 from storefront.orders.services import OrderItem, place_order
 from tests.factories import ProductFactory, StaffFactory, UserFactory, order_with_lines

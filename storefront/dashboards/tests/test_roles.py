@@ -13,11 +13,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 
+from storefront import seeding
 from storefront.accounts.roles import ADMINS, CATALOG_MANAGERS, SUPPORT, sync_staff_roles
 from storefront.catalog import imports
 from storefront.catalog.models import Product
-from storefront.dashboards.services import produce_order_export, request_order_export
-from storefront.orders import seeding
+from storefront.dashboards.exports import produce_order_export, request_order_export
 from tests.factories import ProductFactory, StaffFactory, UserFactory, order_with_lines
 
 pytestmark = pytest.mark.django_db

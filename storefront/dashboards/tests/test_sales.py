@@ -13,7 +13,8 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from storefront.dashboards import selectors, services
+from storefront import seeding
+from storefront.dashboards import sales_recompute, selectors
 from storefront.dashboards.days import sales_day, sales_today
 from storefront.dashboards.models import (
     DailySales,
@@ -21,9 +22,8 @@ from storefront.dashboards.models import (
     ProductSales30d,
     SalesWindow,
 )
-from storefront.dashboards.services import refresh_daily_sales
+from storefront.dashboards.sales import refresh_daily_sales
 from storefront.dashboards.tasks import refresh_daily_sales as refresh_task
-from storefront.orders import seeding
 from storefront.orders.models import Order, OrderLine
 from storefront.orders.services import OrderItem, place_order
 from tests.factories import ProductFactory, UserFactory, order_with_lines
@@ -290,7 +290,7 @@ def test_seeding_leaves_the_sales_tables_filled() -> None:
 def test_refresh_task_defaults_to_35_days() -> None:
     assert refresh_task.name == "storefront.dashboards.tasks.refresh_daily_sales"
     with mock.patch(
-        "storefront.dashboards.services.refresh_daily_sales", wraps=refresh_daily_sales
+        "storefront.dashboards.sales.refresh_daily_sales", wraps=refresh_daily_sales
     ) as refresh:
         refresh_task.delay()
     refresh.assert_called_once_with(days=35)
@@ -333,9 +333,9 @@ def test_checkouts_complete_while_a_refresh_aggregates_and_nothing_is_lost_or_do
     ProductSales30d.objects.filter(product=products[1]).delete()
 
     differences_ready, checkouts_done = threading.Event(), threading.Event()
-    real_lock = services._sales_lock
+    real_lock = sales_recompute.sales_lock
     errors: list[BaseException] = []
-    refreshes: list[services.SalesRefresh] = []
+    refreshes: list[sales_recompute.SalesRefresh] = []
 
     def lock_after_the_checkouts(*, exclusive: bool) -> None:
         if exclusive and threading.current_thread().name == "refresh":
@@ -366,7 +366,7 @@ def test_checkouts_complete_while_a_refresh_aggregates_and_nothing_is_lost_or_do
         finally:
             connection.close()
 
-    with mock.patch.object(services, "_sales_lock", lock_after_the_checkouts):
+    with mock.patch.object(sales_recompute, "sales_lock", lock_after_the_checkouts):
         refresher = threading.Thread(target=refresh, name="refresh")
         buyers = [threading.Thread(target=checkout, args=(users[i], products[i])) for i in range(4)]
         refresher.start()

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from django.db import transaction
 
+from harness.smtp import SmtpSink
 from storefront.orders.models import EmailDelivery
 from storefront.orders.notifications import low_stock_key, order_confirmation_key
 from storefront.orders.services import CheckoutError, OrderItem, place_order
 from storefront.orders.tasks import send_low_stock_alert, send_order_confirmation
 from tests.celery_worker import running_worker
 from tests.factories import ProductFactory, StaffFactory, UserFactory
-from tests.smtp_sink import SmtpSink
 
 VISIBILITY_TIMEOUT = 3  # seconds, for the crash test's worker: Redis redelivers after it
 

@@ -19,11 +19,13 @@ from django.http import HttpRequest
 from django.utils import timezone
 from PIL import Image
 
+from storefront import seeding
 from storefront.accounts.models import User
 from storefront.catalog.models import Category, Product
-from storefront.orders import seeding
 from storefront.orders.models import Order, OrderLine
 from storefront.orders.services import NUMBER_ALPHABET
+from storefront.seeding.catalogue import category_plan
+from storefront.seeding.vocabulary import vocabulary
 from tests.factories import OrderLineFactory, ProductFactory, StaffFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -282,3 +284,15 @@ def test_postgres_load_restores_every_index_and_constraint(require_postgres) -> 
     seed()
     assert schema() == before
     assert "product_search_gin" in {name for name, _ in before}
+
+
+def test_vocabulary_file_fits_the_generator() -> None:
+    words = vocabulary()
+    kinds = [kind for kind, _parent, _features in category_plan()]
+    # Categories are looked up by name and SKUs prefixed by code, so both must be unique.
+    assert len({kind.name for kind in kinds}) == len({kind.code for kind in kinds}) == len(kinds)
+    assert len(kinds) == sum(1 + len(dept.children) for dept in words.departments)
+    # A category's description names three uses; a product's may name two of them.
+    assert all(len(kind.uses) >= 3 and kind.nouns and kind.materials for kind in kinds)
+    assert ("Newcastle upon Tyne", "NE1") in words.cities
+    assert words.adjectives and words.closing_sentences and words.first_names

@@ -8,7 +8,7 @@ from typing import Any
 from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from storefront.catalog import imports
+from storefront.catalog import import_parsing, imports
 from storefront.catalog.models import ProductImport
 
 
@@ -30,8 +30,8 @@ class Command(BaseCommand):
             raise CommandError(f"{file} is not a file.")
         with file.open("rb") as handle:
             try:
-                imports.check_upload(handle)
-            except imports.ImportFileError as exc:
+                import_parsing.check_upload(handle)
+            except import_parsing.ImportFileError as exc:
                 raise CommandError(f"{file}: {exc}") from None
             record = imports.create_product_import(
                 file=File(handle, name=file.name), user=None, enqueue=not sync

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from storefront.dashboards import services
+from storefront.dashboards import sales
 
 
 class Command(BaseCommand):
@@ -23,7 +23,7 @@ class Command(BaseCommand):
         scope.add_argument(
             "--days",
             type=int,
-            default=services.DEFAULT_REFRESH_DAYS,
+            default=sales.DEFAULT_REFRESH_DAYS,
             help="The last N days, today included (default %(default)s).",
         )
         scope.add_argument("--all", action="store_true", help="Every day with orders.")
@@ -32,7 +32,7 @@ class Command(BaseCommand):
         days = None if options["all"] else options["days"]
         if days is not None and days < 1:
             raise CommandError("--days must be 1 or more (or use --all).")
-        result = services.refresh_daily_sales(days=days)
+        result = sales.refresh_daily_sales(days=days)
         if options["verbosity"] >= 1:
             scope = f"since {result.first_day}" if result.first_day else "every day"
             self.stdout.write(

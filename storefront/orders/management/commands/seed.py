@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from storefront.orders import seeding
+from storefront import seeding
 
 
 class Command(BaseCommand):

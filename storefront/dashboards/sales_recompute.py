@@ -1,12 +1,6 @@
-"""Writes of the dashboards app: the denormalized sales tables and the order exports.
-
-Sales tables: DailySales, ProductDailySales and ProductSales30d (the rolling window read by the
-top-products table; SalesWindow holds its first day). Writers:
-
-* the checkout (record_order) adds its order to each table inside its own transaction, holding
-  the sales advisory lock SHARED from its upserts to its commit;
-* recomputations (the nightly refresh_daily_sales, and recompute_sales_days after an order's
-  status changes) reconcile a range of days with the orders.
+"""Recomputations of the sales tables: a range of days reconciled with the orders (for the
+nightly refresh_daily_sales and for recompute_sales_days after an order's status changes, both in
+storefront/dashboards/sales.py beside the checkout's own increments).
 
 A recomputation on PostgreSQL never holds the lock that checkouts wait for while it aggregates:
 
@@ -38,52 +32,23 @@ one transaction, as before.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
-import os
-import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count, DecimalField, ExpressionWrapper, F, QuerySet, Sum
-from django.utils import timezone
 
-from storefront.accounts.models import User
 from storefront.catalog.models import Product
-from storefront.dashboards.days import (
-    WINDOW_DAYS,
-    day_start,
-    sales_day,
-    sales_today,
-    truncate_to_sales_day,
-)
-from storefront.dashboards.forms import ExportFilterForm
-from storefront.dashboards.models import (
-    DailySales,
-    OrderExport,
-    ProductDailySales,
-    ProductSales30d,
-    SalesWindow,
-)
-from storefront.dashboards.order_csv import order_csv_lines
+from storefront.dashboards.days import WINDOW_DAYS, day_start, sales_today, truncate_to_sales_day
+from storefront.dashboards.models import DailySales, ProductDailySales, ProductSales30d, SalesWindow
+from storefront.dashboards.sales_locks import recompute_lock, sales_lock
+from storefront.dashboards.selectors import sales_window_first_day
 from storefront.orders.models import Order, OrderLine
-from storefront.orders.selectors import order_export_rows
 
-logger = logging.getLogger(__name__)
-
-# The nightly task reconciles this many days back (a little more than the dashboard's 30, so a
-# late status change near the window's edge is caught too).
-DEFAULT_REFRESH_DAYS = 35
-
-# PostgreSQL advisory locks: checkouts take SALES_LOCK_KEY shared, a recomputation's apply step
-# exclusive (see _sales_lock); recomputations serialise among themselves on RECOMPUTE_LOCK_KEY.
-SALES_LOCK_KEY = 0x5F_DA17_5A1E
-RECOMPUTE_LOCK_KEY = 0x5F_DA17_5A1F
 CENT = Decimal("0.01")
 
 _DAILY_TABLE = DailySales._meta.db_table
@@ -91,157 +56,6 @@ _PRODUCT_TABLE = ProductDailySales._meta.db_table
 _RECENT_TABLE = ProductSales30d._meta.db_table
 _WINDOW_TABLE = SalesWindow._meta.db_table
 _PRODUCTS = Product._meta.db_table
-
-# INSERT ... ON CONFLICT DO UPDATE increments the row in one statement, atomically, whether or
-# not the day's row exists yet. bulk_create(update_conflicts=True) can only overwrite columns
-# with the new values, not add to them; get_or_create + F() would take two or three statements
-# and race on the first insert of a day (IntegrityError). PostgreSQL and SQLite (3.24+) share
-# this syntax; other backends take the F() path in _increment_portably.
-_DAILY_UPSERT = f"""
-    INSERT INTO {_DAILY_TABLE} (day, orders, items, revenue) VALUES (%s, %s, %s, %s)
-    ON CONFLICT (day) DO UPDATE SET
-        orders = {_DAILY_TABLE}.orders + excluded.orders,
-        items = {_DAILY_TABLE}.items + excluded.items,
-        revenue = {_DAILY_TABLE}.revenue + excluded.revenue
-"""  # noqa: S608 - the table name comes from the model; values are parameters
-_PRODUCT_UPSERT = f"""
-    INSERT INTO {_PRODUCT_TABLE}
-        (day, product_id, product_name, product_sku, quantity, orders, revenue)
-    VALUES {{values}}
-    ON CONFLICT (day, product_id, product_name, product_sku) DO UPDATE SET
-        quantity = {_PRODUCT_TABLE}.quantity + excluded.quantity,
-        orders = {_PRODUCT_TABLE}.orders + excluded.orders,
-        revenue = {_PRODUCT_TABLE}.revenue + excluded.revenue
-"""  # noqa: S608 - the table name comes from the model; values are parameters
-# The rolling table counts the order only when its day is in the window (always, for a real
-# checkout; not for one back-dated in a test). Without a SalesWindow row, the window is the last
-# 30 days by the database's clock.
-_RECENT_UPSERT = f"""
-    INSERT INTO {_RECENT_TABLE}
-        (product_id, product_name, product_sku, quantity, orders, revenue)
-    SELECT v.product_id, v.product_name, v.product_sku, v.quantity, v.orders, v.revenue
-    FROM (VALUES {{values}}) AS v (product_id, product_name, product_sku, quantity, orders, revenue)
-    WHERE %s::date >= COALESCE(
-        (SELECT first_day FROM {_WINDOW_TABLE} WHERE id = 1),
-        (now() AT TIME ZONE %s)::date - {WINDOW_DAYS - 1}
-    )
-    ON CONFLICT (product_id, product_name, product_sku) DO UPDATE SET
-        quantity = {_RECENT_TABLE}.quantity + excluded.quantity,
-        orders = {_RECENT_TABLE}.orders + excluded.orders,
-        revenue = {_RECENT_TABLE}.revenue + excluded.revenue
-"""  # noqa: S608 - the table names come from the models; values are parameters
-
-
-def _counts(status: str) -> bool:
-    return status in Order.REVENUE_STATUSES
-
-
-def _sales_lock(*, exclusive: bool) -> None:
-    """Checkouts take this lock shared, a recomputation's apply step exclusive (until commit).
-
-    Under it the apply step sees no checkout between its upserts and its commit, so it never
-    waits on (or deadlocks with) a checkout's row locks; new checkouts wait for the apply step
-    (milliseconds), never for the aggregation (see the module docstring). SQLite serialises
-    writers by itself.
-    """
-    if connection.vendor == "postgresql":
-        function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT {function}(%s)", [SALES_LOCK_KEY])
-
-
-def window_first_day() -> dt.date:
-    """The first day ProductSales30d counts."""
-    stored = SalesWindow.objects.filter(pk=1).values_list("first_day", flat=True).first()
-    return stored or sales_today() - dt.timedelta(days=WINDOW_DAYS - 1)
-
-
-def record_order(*, order: Order, lines: Sequence[OrderLine]) -> None:
-    """Add a just-placed order to its day's figures, inside the checkout's transaction.
-
-    Call it last in that transaction: the upsert locks the day's DailySales row (every checkout
-    of the day writes it) until the commit, so anything after it would hold up other checkouts.
-    """
-    if not _counts(order.status):
-        return
-    day = sales_day(order.created_at)
-    _sales_lock(exclusive=False)
-    # Lines in product order (place_order sorts them), so two checkouts lock rows in one order.
-    lines = sorted(lines, key=lambda line: line.product_id or 0)
-    if connection.vendor != "postgresql":
-        if connection.vendor == "sqlite":
-            _upsert_daily(day=day, order=order, lines=lines)
-        else:
-            _increment_portably(day=day, order=order, lines=lines)
-        if day >= window_first_day():
-            _increment_recent_portably(lines=lines)
-        return
-    _upsert_daily(day=day, order=order, lines=lines)
-    if lines:
-        recent_rows = [_line_figures(line) for line in lines]
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s::numeric)"] * len(recent_rows))
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _RECENT_UPSERT.format(values=values),
-                [value for row in recent_rows for value in row] + [day, settings.TIME_ZONE],
-            )
-
-
-def _line_figures(line: OrderLine) -> tuple:
-    """(product id, name, SKU, units, orders, revenue) one order line adds to a product row."""
-    return (
-        line.product_id,
-        line.product_name,
-        line.product_sku,
-        line.quantity,
-        1,
-        line.unit_price * line.quantity,
-    )
-
-
-def _upsert_daily(*, day: dt.date, order: Order, lines: Sequence[OrderLine]) -> None:
-    product_rows = [(day, *_line_figures(line)) for line in lines]
-    with connection.cursor() as cursor:
-        cursor.execute(_DAILY_UPSERT, [day, 1, order.item_count, order.total])
-        if product_rows:
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(product_rows))
-            cursor.execute(
-                _PRODUCT_UPSERT.format(values=values),
-                [value for row in product_rows for value in row],
-            )
-
-
-def _increment_portably(*, day: dt.date, order: Order, lines: Sequence[OrderLine]) -> None:
-    DailySales.objects.get_or_create(day=day)
-    DailySales.objects.filter(day=day).update(
-        orders=F("orders") + 1,
-        items=F("items") + order.item_count,
-        revenue=F("revenue") + order.total,
-    )
-    for line in lines:
-        _increment_line_portably(ProductDailySales, line, day=day)
-
-
-def _increment_recent_portably(*, lines: Sequence[OrderLine]) -> None:
-    for line in lines:
-        _increment_line_portably(ProductSales30d, line)
-
-
-def _increment_line_portably(
-    model: type[ProductDailySales] | type[ProductSales30d], line: OrderLine, **extra_key: object
-) -> None:
-    key = {
-        **extra_key,
-        "product_id": line.product_id,
-        "product_name": line.product_name,
-        "product_sku": line.product_sku,
-    }
-    model.objects.get_or_create(**key)
-    model.objects.filter(**key).update(
-        quantity=F("quantity") + line.quantity,
-        orders=F("orders") + 1,
-        revenue=F("revenue") + line.unit_price * line.quantity,
-    )
 
 
 @dataclass(frozen=True)
@@ -257,40 +71,11 @@ class SalesRefresh:
     window_first_day: dt.date | None = None  # ProductSales30d's window, when it was rebuilt
 
 
-def refresh_daily_sales(*, days: int | None = None) -> SalesRefresh:
-    """Recompute the sales tables from the orders: the last `days` days (today included), or
-    every day when `days` is None. Days in the range left without revenue lose their rows. A
-    range covering the last 30 days also rebuilds ProductSales30d for today's window."""
-    if days is not None and days < 1:
-        raise ValueError("days must be 1 or more (or None for every day).")
-    first = sales_today() - dt.timedelta(days=days - 1) if days else None
-    return _recompute(first=first, last=None)
-
-
-def recompute_sales_days(*, days: Iterable[dt.date]) -> None:
-    """Recompute single days (an order there changed status or total outside the checkout)."""
-    for day in sorted(set(days)):
-        _recompute(first=day, last=day)
-
-
-def recompute_sales_days_after_commit(*, days: Iterable[dt.date]) -> None:
-    """recompute_sales_days once the current transaction commits (each day once).
-
-    After, not inside: a recomputation may wait for the nightly refresh's aggregation (the
-    recomputations' lock), and the caller's row locks (orders, restocked products) must not be
-    held that long. robust: the order change is committed; a failure here is logged and the
-    nightly refresh repairs the days.
-    """
-    pending = sorted(set(days))
-    if pending:
-        transaction.on_commit(lambda: recompute_sales_days(days=pending), robust=True)
-
-
-def record_cancellations(*, orders: Iterable[Order]) -> None:
-    """Staff cancelled these orders (their status set by QuerySet.update(), which sends no
-    signal): their days are recomputed after the commit, which takes them out of the daily and
-    per-product tables and of the rolling 30 days."""
-    recompute_sales_days_after_commit(days=[sales_day(order.created_at) for order in orders])
+def recompute_range(*, first: dt.date | None, last: dt.date | None) -> SalesRefresh:
+    """Reconcile the sales tables with the orders from `first` to `last` (None: unbounded)."""
+    if connection.vendor != "postgresql":
+        return _recompute_in_place(first=first, last=last)
+    return _recompute_by_difference(first=first, last=last)
 
 
 def _ranges(
@@ -346,9 +131,8 @@ def _day_filter(first: dt.date | None, last: dt.date | None) -> tuple[str, list]
     return sql, params
 
 
-def _recompute(*, first: dt.date | None, last: dt.date | None) -> SalesRefresh:
-    if connection.vendor != "postgresql":
-        return _recompute_in_place(first=first, last=last)
+def _recompute_by_difference(*, first: dt.date | None, last: dt.date | None) -> SalesRefresh:
+    """PostgreSQL: the difference tables, then the apply step (see the module docstring)."""
     started = time.monotonic()
     new_first = sales_today() - dt.timedelta(days=WINDOW_DAYS - 1)
     # A range reaching today and back to the window's first day rebuilds the rolling table for
@@ -359,7 +143,7 @@ def _recompute(*, first: dt.date | None, last: dt.date | None) -> SalesRefresh:
     daily_sql, daily_params = _daily_aggregate(orders).query.sql_with_params()
     product_sql, product_params = _product_aggregate(lines).query.sql_with_params()
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [RECOMPUTE_LOCK_KEY])
+        recompute_lock()
         cursor.execute("DROP TABLE IF EXISTS sales_fix_daily, sales_fix_product, sales_fix_recent")
         # Each difference in one statement: one snapshot for the orders and the table.
         cursor.execute(
@@ -446,7 +230,7 @@ def _recompute(*, first: dt.date | None, last: dt.date | None) -> SalesRefresh:
 
         # The critical section: checkouts wait from here to the commit.
         lock_requested = time.monotonic()
-        _sales_lock(exclusive=True)
+        sales_lock(exclusive=True)
         _apply_difference(cursor, table=_DAILY_TABLE, fix="sales_fix_daily", keys=["day"])
         product_rows = _apply_difference(
             cursor,
@@ -617,7 +401,7 @@ def _recompute_in_place(*, first: dt.date | None, last: dt.date | None) -> Sales
     )
     new_first = sales_today() - dt.timedelta(days=WINDOW_DAYS - 1)
     rebuild_window = last is None and (first is None or first <= new_first)
-    window_first = new_first if rebuild_window else window_first_day()
+    window_first = new_first if rebuild_window else sales_window_first_day()
     ProductSales30d.objects.all().delete()
     ProductSales30d.objects.bulk_create(
         [
@@ -648,96 +432,3 @@ def _recompute_in_place(*, first: dt.date | None, last: dt.date | None) -> Sales
         locked_seconds=seconds,
         window_first_day=new_first if rebuild_window else None,
     )
-
-
-# --- order exports --------------------------------------------------------------------------
-
-
-def request_order_export(
-    *, user: User, since: dt.date | None = None, until: dt.date | None = None
-) -> OrderExport:
-    """Queue an export of the orders placed between `since` and `until` (both optional)."""
-    from storefront.dashboards.tasks import export_orders
-
-    if since and until and since > until:
-        raise ValueError("“since” must not be after “until”.")
-    export = OrderExport(
-        requested_by=user,
-        filters={
-            "since": since.isoformat() if since else None,
-            "until": until.isoformat() if until else None,
-        },
-    )
-    export.full_clean(exclude=["file"])
-    export.save()
-    transaction.on_commit(lambda: export_orders.delay(export.pk))
-    return export
-
-
-def produce_order_export(*, export_id: int) -> OrderExport | None:
-    """Write the export's CSV file; idempotent (a finished export is left alone, a retried or
-    redelivered one rewrites the same file name). None when the export no longer exists."""
-    with transaction.atomic():
-        export = OrderExport.objects.select_for_update().filter(pk=export_id).first()
-        if export is None:
-            return None
-        storage = export.file.storage
-        if (
-            export.status == OrderExport.Status.DONE
-            and export.file
-            and storage.exists(export.file.name)
-        ):
-            return export
-        export.status = OrderExport.Status.RUNNING
-        export.error = ""
-        export.save(update_fields=["status", "error"])
-
-    temp_path = None
-    try:
-        form = ExportFilterForm(data=export.filters or {})
-        if not form.is_valid():
-            raise ValueError(f"Bad export filters: {form.errors.as_text()}")
-        rows = order_export_rows(since=form.cleaned_data["since"], until=form.cleaned_data["until"])
-        name = export.download_name
-        os.makedirs(storage.location, exist_ok=True)
-        # A temporary file beside the final one, renamed over it only once complete: a
-        # download never sees half a file, and a crash leaves only a stray ".tmp".
-        with tempfile.NamedTemporaryFile(
-            "w",
-            dir=storage.location,
-            prefix=f".{name}.",
-            suffix=".tmp",
-            delete=False,
-            encoding="utf-8",
-            newline="",
-        ) as out:
-            temp_path = out.name
-            count = -1  # the header is not a row
-            for line in order_csv_lines(rows):
-                out.write(line)
-                count += 1
-        os.replace(temp_path, storage.path(name))
-        temp_path = None
-    except Exception as error:  # recorded on the export for the staff page
-        logger.exception("Order export %s failed", export_id)
-        if temp_path:
-            _remove_quietly(temp_path)
-        OrderExport.objects.filter(pk=export_id).update(
-            status=OrderExport.Status.FAILED,
-            error=str(error)[:2000] or error.__class__.__name__,
-            finished_at=timezone.now(),
-        )
-        export.refresh_from_db()
-        return export
-
-    export.file.name = name
-    export.row_count = count
-    export.status = OrderExport.Status.DONE
-    export.finished_at = timezone.now()
-    export.save(update_fields=["file", "row_count", "status", "finished_at"])
-    return export
-
-
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
