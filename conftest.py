@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from harness import Unavailable
+from harness.smtp import SmtpSink, running_smtp_sink
 from tests.celery_worker import CeleryWorker, running_worker
-from tests.smtp_sink import SmtpSink, running_smtp_sink
 
 
 def services_required() -> bool:
@@ -21,6 +22,24 @@ def skip_or_fail(reason: str) -> None:
     if services_required():
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """A binary or service the harness needs is missing (in a fixture): skip, or fail."""
+    try:
+        return (yield)
+    except Unavailable as exc:
+        skip_or_fail(str(exc))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """The same for a server a test starts itself (harness.cache_servers)."""
+    try:
+        return (yield)
+    except Unavailable as exc:
+        skip_or_fail(str(exc))
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Settings used only by `make bench` (bench/run.py): Storefront's own, plus bench-only URLs.
 
-    DJANGO_SETTINGS_MODULE=bench_settings  (with bench/ on PYTHONPATH; bench/stack.py sets both)
+    DJANGO_SETTINGS_MODULE=bench_settings  (with bench/ on PYTHONPATH; bench/dataset.py sets both)
 
 Nothing else changes: same middleware, database, cache and templates as the shop, so the
 bench-only views below run through exactly the stack the shop's pages do. The shop itself

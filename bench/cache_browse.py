@@ -34,7 +34,7 @@ from django.test import Client  # noqa: E402
 
 from storefront import caching  # noqa: E402
 from storefront.catalog.models import Category, Product  # noqa: E402
-from storefront.orders.seeding import DEMO_CUSTOMER  # noqa: E402
+from storefront.seeding import DEMO_CUSTOMER  # noqa: E402
 
 
 def main() -> None:

@@ -44,6 +44,7 @@ from storefront import pagination  # noqa: E402
 from storefront.catalog import selectors as catalog_selectors  # noqa: E402
 from storefront.catalog.models import Product  # noqa: E402
 from storefront.dashboards import selectors as dashboard_selectors  # noqa: E402
+from storefront.keyset import Keyset  # noqa: E402
 
 PER_PAGE = 24
 # The last version of the dashboard selectors that aggregated orders at request time.
@@ -57,7 +58,7 @@ def listing_queryset():
 def cursors(depths: list[int]) -> dict:
     """A signed ?after= cursor leading to each page number (the last row of the page before)."""
     qs = listing_queryset()
-    keyset = pagination.Keyset.of(qs)
+    keyset = Keyset.of(qs)
     total = qs.count()
     out: dict[str, object] = {"products": total, "cursors": {}}
     for depth in depths:
@@ -131,7 +132,7 @@ def timings(calls: int, depths: list[int]) -> dict:
 
     # --- pagination: OFFSET (Paginator) vs keyset -----------------------------------------------
     qs = listing_queryset()
-    keyset = pagination.Keyset.of(qs)
+    keyset = Keyset.of(qs)
     total = qs.count()
     pages = {}
     for depth in depths:

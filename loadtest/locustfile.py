@@ -37,8 +37,8 @@ import re
 
 from locust import HttpUser, LoadTestShape, between, task
 
-SHOPPER_PASSWORD = "shopper-2026"  # storefront/orders/seeding.py SHOPPER_PASSWORD
-STAFF = ("staff", "demo-staff-2026")  # storefront/orders/seeding.py DEMO_STAFF
+SHOPPER_PASSWORD = "shopper-2026"  # storefront/seeding/shoppers.py SHOPPER_PASSWORD
+STAFF = ("staff", "demo-staff-2026")  # storefront/seeding/demo.py DEMO_STAFF
 SHOPPERS = int(os.environ.get("LOADTEST_SHOPPERS", "200"))
 SORTS = ["", "newest", "price_asc", "price_desc", "name"]
 SEARCHES = ["lamp", "oak desk", "chair", "mug", "linen", '"desk lamp"', "lamp -desk", "wool"]
@@ -62,7 +62,7 @@ def _remember(html: str) -> None:
 
 
 def shopper_name(number: int) -> str:
-    width = max(5, len(str(SHOPPERS)))  # seeding.py: f"{prefix}{index:0{width}d}"
+    width = max(5, len(str(SHOPPERS)))  # as storefront/seeding/shoppers.py numbers them
     return f"shopper{number:0{width}d}"
 
 

@@ -34,10 +34,10 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "bench"))
+sys.path.insert(0, str(REPO_ROOT))
 
-import stack  # noqa: E402
-from stack import PROCESSES, Database, log  # noqa: E402
+import harness  # noqa: E402
+from harness import PROCESSES, Database, log  # noqa: E402
 
 RESULTS = REPO_ROOT / "loadtest" / "results"
 LOCUSTFILE = REPO_ROOT / "loadtest" / "locustfile.py"
@@ -98,7 +98,7 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     run_id = f"lt{os.getpid()}"
     db = None
-    workdir = stack.temp_dir(f"storefront-loadtest-{stamp}-")
+    workdir = harness.temp_dir(f"storefront-loadtest-{stamp}-")
     redis_ok = False
     status = 1
     try:
@@ -113,8 +113,8 @@ def main() -> int:
             products, orders, users = SIZES[args.shape]
             env_locust.setdefault("LOADTEST_SHOPPERS", str(users))
             db = Database(f"loadtest_{os.getpid()}").create()
-            redis_ok = stack.redis_available(REDIS_URL)
-            env = stack.app_env(
+            redis_ok = harness.redis_available(REDIS_URL)
+            env = harness.app_env(
                 database_url=db.url,
                 var_dir=workdir / "var",
                 static_root=workdir / "static",
@@ -124,13 +124,13 @@ def main() -> int:
             log(
                 f"migrating and seeding {products:,} products, {orders:,} orders, {users:,} shoppers"
             )
-            stack.storefront_command(["migrate", "--noinput", "--verbosity", "0"], env)
-            stack.seed(env, products=products, orders=orders, users=users)
-            stack.storefront_command(["collectstatic", "--noinput", "--verbosity", "0"], env)
-            g = stack.start_gunicorn(env, workdir / "gunicorn.log")
-            front = stack.start_nginx(
+            harness.storefront_command(["migrate", "--noinput", "--verbosity", "0"], env)
+            harness.seed(env, products=products, orders=orders, users=users)
+            harness.storefront_command(["collectstatic", "--noinput", "--verbosity", "0"], env)
+            g = harness.serve_gunicorn(env, workdir / "gunicorn.log")
+            front = harness.start_nginx(
                 workdir / "nginx",
-                g.url,
+                [g.netloc],
                 static_root=workdir / "static",
                 media_root=workdir / "var" / "media",
                 variables=LOADTEST_LIMITS,
@@ -147,7 +147,7 @@ def main() -> int:
             else int(env_locust["LOADTEST_DURATION"])
         )
         command = [
-            stack.PYTHON, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
+            harness.PYTHON, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
             "--csv", str(prefix), "--csv-full-history", "--html", f"{prefix}.html",
             "--only-summary", "--stop-timeout", "5", "--loglevel", "WARNING",
         ]  # fmt: skip
@@ -159,7 +159,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             log("locust overran its bound: stopping it")
             PROCESSES.stop(proc)
-        PROCESSES.running.remove(proc) if proc in PROCESSES.running else None
+        PROCESSES.forget(proc)
         output = (workdir / "locust.log").read_text(errors="replace")
         print(output[-6000:])
         result = summary(Path(f"{prefix}_stats.csv"))
@@ -185,12 +185,14 @@ def main() -> int:
         status = 0 if result.get("requests") else 1
     except KeyboardInterrupt:
         log("interrupted: stopping everything")
+    except harness.Unavailable as exc:
+        log(f"cannot start the stack: {exc}")
     finally:
         PROCESSES.stop_all()
         if db:
             db.drop()
         if redis_ok:
-            stack.redis_delete_prefix(REDIS_URL, run_id)
+            harness.redis_delete_prefix(REDIS_URL, run_id)
         import shutil
 
         shutil.rmtree(workdir, ignore_errors=True)

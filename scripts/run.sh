@@ -109,7 +109,7 @@ import django
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "storefront.settings")
 django.setup()
 
-from storefront.orders.seeding import DEMO_CUSTOMER, DEMO_STAFF  # noqa: E402
+from storefront.seeding import DEMO_CUSTOMER, DEMO_STAFF  # noqa: E402
 
 base = sys.argv[1].rstrip("/")
 print(

@@ -3,6 +3,14 @@
 The worker runs the test settings against pytest-django's test database (so tests using it need
 `@pytest.mark.django_db(transaction=True)`: the worker only sees committed rows), with the same
 MEDIA_ROOT as the test, and sends email to the SMTP sink passed in.
+
+Why not Celery's `celery.contrib.testing.worker.start_worker`: it runs the worker in a thread of
+the test process (solo pool, the test's settings and Django state), which cannot do what these
+tests are for. They kill the worker with SIGKILL mid-task and start it again, to prove Redis
+redelivers the unacknowledged task (orders/tests/test_emails.py); they kill one prefork pool
+child, to prove `task_reject_on_worker_lost` requeues at once; and they run the command
+production runs (`celery -A storefront worker`, prefork, settings from the environment). A
+thread can be neither killed nor restarted, and has no pool child.
 """
 
 from __future__ import annotations

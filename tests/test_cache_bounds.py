@@ -10,7 +10,7 @@
 The settings are not written out here: `computed_settings()` runs storefront/settings.py with
 the environment a deployment would set, and the test applies what it computes (pytest-django's
 `settings` resets the cache handlers). Every Redis is a private throwaway server
-(tests/servers.py), never the shared one.
+(harness/cache_servers.py), never the shared one.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import pytest
 from django.core.cache import caches
 from django.test import Client
 
+from harness.cache_servers import RedisServer, running_redis
 from storefront.cache_pages import CACHE_HEADER
 from storefront.celery import app as celery_app
 from tests.factories import ProductFactory, UserFactory
-from tests.servers import RedisServer, running_redis
 
 pytestmark = pytest.mark.django_db
 

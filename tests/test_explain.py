@@ -31,12 +31,12 @@ from django.test import Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from conftest import skip_or_fail
-from storefront import caching, pagination
+from storefront import caching, pagination, seeding
 from storefront.accounts.models import User
 from storefront.catalog import selectors as catalog_selectors
 from storefront.catalog.models import Category, Product
 from storefront.dashboards import selectors as dashboard_selectors
-from storefront.orders import seeding
+from storefront.keyset import Keyset
 from storefront.orders import selectors as order_selectors
 from storefront.orders.models import Order
 
@@ -188,7 +188,7 @@ def call_queries(function: Any, **kwargs: Any) -> list[str]:
 
 def deep_cursor(queryset: Any, offset: int) -> str:
     """A cursor to the row at `offset` of `queryset`, as a "Next" link there would carry."""
-    keyset = pagination.Keyset.of(queryset)
+    keyset = Keyset.of(queryset)
     row = queryset[offset]
     return pagination.encode_cursor(keyset, row, number=None)
 
@@ -338,7 +338,7 @@ def test_deep_page_costs_what_page_one_costs(large_shop: LargeShop, capsys) -> N
     the OFFSET query the old paginator would have run there. Measured, not asserted on time:
     what is asserted is that the keyset plan reads about one page of rows, as page 1 does."""
     products = catalog_selectors.product_listing(sort="price_asc")
-    keyset = pagination.Keyset.of(products)
+    keyset = Keyset.of(products)
     row = products[DEEP_OFFSET]
     deep = keyset.page_after(products, keyset.values_from(keyset.position_of(row)), backwards=False)
     size = 24

@@ -6,10 +6,10 @@ import pytest
 from django.core.cache import caches
 from django.test import Client
 
+from harness.cache_servers import black_hole_server, running_redis
 from storefront import caching
 from storefront.redis_breaker import BreakerConnection, breaker_for
 from tests.factories import ProductFactory
-from tests.servers import black_hole_server, running_redis
 
 pytestmark = pytest.mark.django_db
 

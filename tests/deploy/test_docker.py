@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import skip_or_fail
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "deploy" / "docker"
 ENTRYPOINT = DOCKER_DIR / "entrypoint.sh"
@@ -201,7 +203,7 @@ def test_entrypoint_refuses_debug_in_production_at_once(tmp_path: Path) -> None:
 def test_shell_scripts_pass_shellcheck() -> None:
     shellcheck = shutil.which("shellcheck")
     if shellcheck is None:
-        pytest.skip("shellcheck not installed (apt-get install shellcheck)")
+        skip_or_fail("shellcheck not installed (apt-get install shellcheck)")
     result = subprocess.run(
         [shellcheck, str(ENTRYPOINT), str(REPO / "deploy" / "scripts" / "deploy.sh")],
         capture_output=True,

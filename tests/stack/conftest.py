@@ -1,45 +1,56 @@
-"""Fixtures that run the real stack: a throwaway database, Storefront served, Chromium.
+"""Fixtures that run the real stack (started by the `harness` package, as `make bench`,
+`make loadtest` and `make security` start theirs): a throwaway database, Storefront served,
+Chromium.
 
 * `served_stack`: what users run. `make run`'s own script (scripts/run.sh) serving a seeded
   throwaway database through nginx on HTTP and HTTPS, two gunicorn instances on unix sockets,
   Redis for cache and sessions, a Celery worker and beat, email to a real SMTP sink. The
   browser journeys (test_browser.py, watched_page) go through it.
 * `stack_server`: gunicorn alone on a TCP port, for tests that put their own nginx (other
-  settings, a second instance, a dead upstream) in front of it (test_nginx.py).
+  settings, a second instance, a dead upstream) in front of it (tests/stack/nginx/).
 
 Both are subprocesses with their own database, never pytest-django's test database: tests
 using these fixtures must not request `db`, and must check results through the pages
 (Playwright's sync API keeps an asyncio loop running, in which Django refuses ORM calls anyway).
+A missing service (PostgreSQL, nginx, Redis) skips them (root conftest.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from conftest import skip_or_fail
-from tests.smtp_sink import SmtpSink, running_smtp_sink
+from harness import (
+    PROCESSES,
+    REPO_ROOT,
+    Database,
+    free_port,
+    isolated_environ,
+    seed,
+    start_gunicorn,
+    stop_process,
+    storefront_command,
+    wait_http,
+)
+from harness.postgres import is_postgres
+from harness.served import (
+    ServedStack,
+    without_successful_access,
+)
+from harness.served import (
+    served_stack as start_served_stack,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-GUNICORN_CONF = REPO_ROOT / "deploy" / "gunicorn.conf.py"
 SCREENSHOT_DIR = REPO_ROOT / "test-output" / "screenshots"
 CHROMIUM = os.environ.get("STOREFRONT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -51,22 +62,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 # Browser-test data set: big enough for pagination, search and a chart with data every day.
-SEED_ARGS = ["--products", "300", "--orders", "600", "--users", "30", "--seed", "7"]
+SEED_SIZES = {"products": 300, "orders": 600, "users": 30, "seed": 7}
 CALL_FAILED = pytest.StashKey[bool]()
-# An access-log line (deploy/gunicorn.conf.py format) of a request answered below 400.
-SUCCESSFUL_ACCESS = re.compile(r'" [123]\d\d \S+ "')
-POSTGRES_SCHEMES = {"postgres", "postgresql", "pgsql", "psql", "postgis"}
-# Variables of the outer environment that must not leak into the server under test.
-ISOLATED_VARIABLES = {
-    "DATABASE_URL",
-    "REDIS_URL",
-    "REDIS_CACHE_URL",
-    "STATICFILES_STORAGE",
-    "DJANGO_DEBUG",
-    "STOREFRONT_VAR_DIR",
-    "STATIC_ROOT",
-    "MEDIA_ROOT",
-}
 
 
 @dataclass(frozen=True)
@@ -84,47 +81,25 @@ class StackServer:
     def log_tail(self, lines: int = 40) -> str:
         """The server log's last lines, leaving out access-log lines of successful requests."""
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        kept = [line for line in text.splitlines() if not SUCCESSFUL_ACCESS.search(line)]
-        return "\n".join(kept[-lines:])
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return without_successful_access(text, lines)
 
 
 @contextmanager
 def throwaway_database(tmp_path_factory: pytest.TempPathFactory, tag: str) -> Iterator[str]:
     """URL of an empty database of our own, dropped afterwards.
 
-    PostgreSQL when DATABASE_URL points at it (a fresh `storefront_<tag>_<pid>`), otherwise a
-    SQLite file in a temporary directory.
+    PostgreSQL when DATABASE_URL points at it (a fresh `storefront_<tag>_<pid>` beside it),
+    otherwise a SQLite file in a temporary directory.
     """
     outer = os.environ.get("DATABASE_URL", "")
-    parts = urlsplit(outer)
-    if parts.scheme not in POSTGRES_SCHEMES:
+    if not is_postgres(outer):
         yield f"sqlite:///{tmp_path_factory.mktemp(f'{tag}-db') / 'storefront.sqlite3'}"
         return
-
-    import psycopg
-    from psycopg import sql
-
-    name = f"storefront_{tag}_{os.getpid()}"
-    admin_url = urlunsplit(("postgresql", parts.netloc, "/postgres", "", ""))
-    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+    database = Database.beside(outer, f"storefront_{tag}_{os.getpid()}").create()
     try:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(drop)
-            conn.execute(create)
-    except psycopg.OperationalError as exc:
-        skip_or_fail(f"PostgreSQL at {parts.hostname}:{parts.port or 5432} unavailable: {exc}")
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+        yield database.url
     finally:
-        with psycopg.connect(admin_url, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(drop)
+        database.drop()
 
 
 @pytest.fixture(scope="session")
@@ -141,69 +116,6 @@ def served_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _run_command(args: list[str], env: dict[str, str], timeout: float) -> None:
-    command = [sys.executable, "-m", "storefront", *args]
-    try:
-        done = subprocess.run(
-            command,
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"`storefront {' '.join(args)}` took longer than {timeout:.0f}s")
-    if done.returncode != 0:
-        pytest.fail(
-            f"`storefront {' '.join(args)}` exited with {done.returncode}:\n"
-            f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        )
-
-
-def _wait_until_serving(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(
-                f"gunicorn exited with {proc.returncode} before serving:\n"
-                f"{log_path.read_text(errors='replace')[-3000:]}"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answered; the tests judge the status
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"gunicorn did not answer {url} within 60s:\n{log_path.read_text()[-3000:]}")
-
-
-def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """Graceful stop (gunicorn: SIGTERM, nginx: SIGQUIT), then kill after a bounded wait."""
-    if proc.poll() is not None:
-        return
-    proc.send_signal(sig)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
-def start_gunicorn(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """gunicorn with deploy/gunicorn.conf.py (GUNICORN_BIND from env), logging to log_path."""
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF), "storefront.wsgi"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 @pytest.fixture(scope="session")
 def stack_server(
     stack_database: str, tmp_path_factory: pytest.TempPathFactory
@@ -212,8 +124,7 @@ def stack_server(
     gunicorn (deploy/gunicorn.conf.py, two workers) on a free loopback port."""
     var_dir = tmp_path_factory.mktemp("stack-var")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
-    env = {k: v for k, v in env.items() if not k.startswith("GUNICORN_")}
+    env = isolated_environ("GUNICORN_")
     env.update(
         STOREFRONT_ENV="dev",
         DJANGO_SETTINGS_MODULE="storefront.settings",
@@ -224,129 +135,31 @@ def stack_server(
         STATIC_ROOT=str(var_dir / "static"),
         MEDIA_ROOT=str(var_dir / "media"),
         GUNICORN_BIND=f"127.0.0.1:{port}",
-        # test_nginx.py puts nginx in front: Django believes its X-Forwarded-Proto.
+        # tests/stack/nginx/ puts nginx in front: Django believes its X-Forwarded-Proto.
         STOREFRONT_BEHIND_PROXY="1",
         GUNICORN_WORKERS="2",
         GUNICORN_GRACEFUL_TIMEOUT="5",
         PYTHONUNBUFFERED="1",
     )
-    _run_command(["migrate", "--noinput"], env, timeout=300)
-    _run_command(["seed", *SEED_ARGS], env, timeout=600)
-    _run_command(["collectstatic", "--noinput"], env, timeout=300)
+    storefront_command(["migrate", "--noinput"], env, timeout=300)
+    seed(env, **SEED_SIZES)
+    storefront_command(["collectstatic", "--noinput"], env, timeout=300)
 
+    PROCESSES.install()  # SIGTERM or SIGHUP to pytest stops the servers too
     log_path = var_dir / "gunicorn.log"
     url = f"http://127.0.0.1:{port}"
     proc = start_gunicorn(env, log_path)
     try:
-        _wait_until_serving(proc, f"{url}/accounts/login/", log_path)
+        wait_http(f"{url}/accounts/login/", proc, log_path, timeout=60)
         yield StackServer(url=url, log_path=log_path, env=env)
     finally:
         stop_process(proc)
 
 
-class RunScript:
-    """scripts/run.sh in its own session, so a signal can go to its whole process group the
-    way a terminal's Ctrl-C does."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.output: list[str] = []
-        self.proc = subprocess.Popen(
-            ["bash", str(REPO_ROOT / "scripts" / "run.sh")],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.output.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def wait_until_serving(self, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"run.sh exited with {self.proc.returncode}:\n{self.text[-4000:]}")
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:
-                    assert response.status == 200
-                    return
-            except OSError:
-                time.sleep(0.3)
-        self.interrupt()
-        pytest.fail(f"run.sh did not serve {url} within {timeout:.0f}s:\n{self.text[-4000:]}")
-
-    def wait_for_output(self, text: str, timeout: float) -> None:
-        """Wait until the processes printed `text` (e.g. the Celery worker's " ready.")."""
-        deadline = time.monotonic() + timeout
-        while text not in self.text:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"run.sh never printed {text!r}:\n{self.text[-4000:]}")
-            time.sleep(0.2)
-
-    def interrupt(self) -> int:
-        """Ctrl-C: SIGINT to the process group; returns the exit status."""
-        pgid = os.getpgid(self.proc.pid)
-        os.killpg(pgid, signal.SIGINT)
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            self._reader.join(timeout=5)
-
-    def survivors(self) -> bool:
-        """True when a process of the group outlives the master by 5s (orphaned workers)."""
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
-                return False
-            time.sleep(0.1)  # maybe a zombie not yet reaped by init
-        return True
-
-
 # nginx's login/signup/token/password limit is 5 POSTs a minute per address, and every journey
-# comes from 127.0.0.1: the served stack raises it to this (test_nginx.py tests the default).
+# comes from 127.0.0.1: the served stack raises it to this (tests/stack/nginx/test_limits.py
+# tests the default).
 SERVED_RATE_AUTH = "300r/m"
-
-
-@dataclass
-class ServedStack:
-    """`make run` (scripts/run.sh) serving a seeded database through nginx, with a worker."""
-
-    http_url: str
-    https_url: str
-    var_dir: Path
-    env: dict[str, str]
-    run: RunScript
-    smtp: SmtpSink
-
-    def url(self, scheme: str) -> str:
-        return self.https_url if scheme == "https" else self.http_url
-
-    def wait_for_mail(self, containing: str, timeout: float = 60) -> EmailMessage:
-        """The first email at the SMTP sink whose text contains `containing`."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.smtp.received():
-                if containing in mail_text(message):
-                    return message
-            time.sleep(0.1)
-        pytest.fail(f"no email containing {containing!r} within {timeout:.0f}s")
-
-    def log_tail(self, lines: int = 60) -> str:
-        """The last lines every process printed, leaving out successful access-log lines."""
-        kept = [line for line in self.run.text.splitlines() if not SUCCESSFUL_ACCESS.search(line)]
-        return "\n".join(kept[-lines:])
 
 
 @dataclass(frozen=True)
@@ -368,91 +181,23 @@ class Site:
         return self.stack.log_tail(lines)
 
 
-def mail_text(message: EmailMessage) -> str:
-    """The plain-text body of an email (headers left out)."""
-    part = message.get_body(preferencelist=("plain",))
-    return part.get_content() if part is not None else ""
-
-
-def _delete_redis_keys(redis_url: str, patterns: list[str]) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=5)
-    try:
-        for pattern in patterns:
-            for key in client.scan_iter(match=pattern, count=1000):
-                client.delete(key)
-    finally:
-        client.close()
-
-
 @pytest.fixture(scope="session")
 def served_stack(
     served_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServedStack]:
-    """scripts/run.sh (what `make run` runs) on free ports, with INSTANCES=2 behind nginx.
-
-    The database is migrated and seeded with SEED_ARGS first, so run.sh's `seed --if-empty`
-    leaves it alone. Redis is the outer REDIS_URL with a key prefix and a Celery queue of this
-    run's own (deleted afterwards); email goes to a real SMTP sink. STOREFRONT_SITE_URL is left
-    to run.sh, which sets it to the HTTP address it serves.
-    """
-    import shutil
-
-    if sys.prefix == sys.base_prefix or not (Path(sys.prefix) / "bin" / "honcho").exists():
-        skip_or_fail("the served stack runs scripts/run.sh from the project's virtualenv")
-    if not shutil.which("nginx"):
-        skip_or_fail("nginx not installed (apt-get install nginx)")
-    redis_url = os.environ.get("REDIS_URL", "")
-    if not redis_url:
-        skip_or_fail("the served stack needs Redis for cache, sessions and Celery (REDIS_URL)")
-    var_dir = tmp_path_factory.mktemp("served-var")
-    tag = f"e2e{os.getpid()}"
-    http_addr, https_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
-    env = {
-        k: v
-        for k, v in env.items()
-        if not k.startswith(("GUNICORN_", "NGINX_", "CELERY_", "STOREFRONT_", "EMAIL_"))
-    }
-    with running_smtp_sink() as smtp:
-        env.update(
-            VENV=sys.prefix,
-            STOREFRONT_ENV="dev",
-            DJANGO_SETTINGS_MODULE="storefront.settings",
-            DATABASE_URL=served_database,
-            REDIS_URL=redis_url,
-            STOREFRONT_CACHE_KEY_PREFIX=tag,
-            CELERY_QUEUE=f"storefront-{tag}",
-            CELERY_CONCURRENCY="2",
-            EMAIL_URL=smtp.url,
-            STOREFRONT_VAR_DIR=str(var_dir),
-            INSTANCES="2",
-            GUNICORN_WORKERS="2",
-            GUNICORN_GRACEFUL_TIMEOUT="5",
-            NGINX_LISTEN_HTTP=http_addr,
-            NGINX_LISTEN_HTTPS=https_addr,
-            NGINX_RATE_AUTH=SERVED_RATE_AUTH,
-            PYTHONUNBUFFERED="1",
-        )
-        _run_command(["migrate", "--noinput"], env, timeout=300)
-        _run_command(["seed", *SEED_ARGS], env, timeout=600)
-        run = RunScript(env)
-        try:
-            run.wait_until_serving(f"http://{http_addr}/accounts/login/", timeout=300)
-            run.wait_for_output(" ready.", timeout=60)  # the Celery worker consumes its queue
-            yield ServedStack(
-                http_url=f"http://{http_addr}",
-                https_url=f"https://{https_addr}",
-                var_dir=var_dir,
-                env=env,
-                run=run,
-                smtp=smtp,
-            )
-        finally:
-            if run.proc.poll() is None:
-                run.interrupt()
-            _delete_redis_keys(redis_url, [f"{tag}*", f"*storefront-{tag}*"])
+    """scripts/run.sh (what `make run` runs) on free ports, with INSTANCES=2 behind nginx
+    (harness.served), serving `served_database` seeded with SEED_SIZES; Redis is the outer
+    REDIS_URL with a key prefix and a Celery queue of this run's own."""
+    PROCESSES.install()  # SIGTERM or SIGHUP to pytest stops the servers too
+    with start_served_stack(
+        served_database,
+        tmp_path_factory.mktemp("served-var"),
+        redis_url=os.environ.get("REDIS_URL", ""),
+        tag=f"e2e{os.getpid()}",
+        seed_sizes=SEED_SIZES,
+        variables={"NGINX_RATE_AUTH": SERVED_RATE_AUTH},
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(params=["https"])

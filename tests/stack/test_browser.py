@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from storefront.orders.seeding import DEMO_CUSTOMER, DEMO_STAFF
-from tests.stack.conftest import ServedStack, Site, WatchedPage, mail_text, new_watched_page
+from harness.served import ServedStack, mail_text
+from storefront.seeding import DEMO_CUSTOMER, DEMO_STAFF
+from tests.stack.conftest import Site, WatchedPage, new_watched_page
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("served-stack")]
 

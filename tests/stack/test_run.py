@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from storefront.orders.seeding import DEMO_CUSTOMER, DEMO_STAFF
-from tests.stack.conftest import ISOLATED_VARIABLES, REPO_ROOT, RunScript, free_port
+from conftest import skip_or_fail
+from harness import REPO_ROOT, free_port, isolated_environ
+from harness.served import RunScript
+from storefront.seeding import DEMO_CUSTOMER, DEMO_STAFF
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("make-run")]
 
@@ -25,9 +27,8 @@ VENV = Path(sys.prefix)
 @pytest.fixture
 def run_env(tmp_path: Path) -> dict[str, str]:
     if not (VENV / "bin" / "gunicorn").exists() or sys.prefix == sys.base_prefix:
-        pytest.skip("run.sh needs the tests to run from the project's virtualenv")
-    env = {k: v for k, v in os.environ.items() if k not in ISOLATED_VARIABLES}
-    env = {k: v for k, v in env.items() if not k.startswith("GUNICORN_")}
+        skip_or_fail("run.sh needs the tests to run from the project's virtualenv")
+    env = isolated_environ("GUNICORN_")
     env.update(
         VENV=str(VENV),
         STOREFRONT_ENV="dev",
@@ -75,8 +76,6 @@ def test_run_through_nginx_with_two_instances_and_celery(run_env: dict[str, str]
     supervised by honcho; Ctrl-C stops every one of them."""
     import shutil
     import ssl
-
-    from conftest import skip_or_fail
 
     if not shutil.which("nginx"):
         skip_or_fail("nginx not installed (apt-get install nginx)")

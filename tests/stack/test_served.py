@@ -19,8 +19,8 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from storefront.orders.seeding import DEMO_CUSTOMER
-from tests.stack.conftest import ServedStack, mail_text
+from harness.served import ServedStack, mail_text
+from storefront.seeding import DEMO_CUSTOMER
 
 pytestmark = [pytest.mark.stack, pytest.mark.xdist_group("served-stack")]
 

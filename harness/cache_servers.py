@@ -12,13 +12,15 @@ every other test run. These helpers start a private server instead:
   case for a client (a hung server, not a refused connection).
 
 Every wait is bounded; the servers are stopped (and their files removed) when the block ends.
-A missing binary skips the test (fails it under STOREFRONT_REQUIRE_SERVICES=1).
+A missing binary raises `Unavailable` (a test is then skipped, or failed under
+STOREFRONT_REQUIRE_SERVICES=1).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,25 +31,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-HOST = "127.0.0.1"
+from harness.processes import HOST, PROCESSES, free_port, require_binary, tail
+
 START_TIMEOUT = 10.0  # seconds for a server to answer after it was spawned
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now (the kernel's pick)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
-def _binary(name: str, package: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        from conftest import skip_or_fail
-
-        skip_or_fail(f"{name} not installed (apt-get install {package})")
-    return path  # type: ignore[return-value]
 
 
 def _ask(port: int, command: bytes, *, timeout: float = 0.5) -> bytes:
@@ -58,17 +45,6 @@ def _ask(port: int, command: bytes, *, timeout: float = 0.5) -> bytes:
             return sock.recv(1024)
     except OSError:
         return b""
-
-
-def _stop_process(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=STOP_TIMEOUT)
 
 
 @dataclass
@@ -86,10 +62,7 @@ class _Server:
         return self.workdir / "server.log"
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
+        return tail(self.log_path, 4000)
 
     def _ready(self) -> bool:
         raise NotImplementedError
@@ -103,10 +76,9 @@ class _Server:
         if self.running:
             raise RuntimeError(f"{self.args[0]} on port {self.port} is already running")
         self.starts += 1
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.args, cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.proc = PROCESSES.spawn(
+            self.args, env=dict(os.environ), log_path=self.log_path, cwd=self.workdir
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -124,7 +96,8 @@ class _Server:
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, SIGKILL after STOP_TIMEOUT); the port then refuses."""
-        _stop_process(self.proc)
+        if self.proc is not None:
+            PROCESSES.stop(self.proc, signal.SIGTERM, STOP_TIMEOUT)
 
 
 @dataclass
@@ -191,7 +164,7 @@ def _running(server: _Server) -> Iterator[_Server]:
 @contextmanager
 def running_redis(*extra_args: str) -> Iterator[RedisServer]:
     """An own redis-server on a free loopback port, without persistence, plus `extra_args`."""
-    binary = _binary("redis-server", "redis-server")
+    binary = require_binary("redis-server", "redis-server")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="sf-redis-"))
     args = [
@@ -211,7 +184,7 @@ def running_redis(*extra_args: str) -> Iterator[RedisServer]:
 @contextmanager
 def running_memcached() -> Iterator[MemcachedServer]:
     """An own memcached on a free loopback port (TCP only, 64 MB)."""
-    binary = _binary("memcached", "memcached")
+    binary = require_binary("memcached", "memcached")
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="sf-memcached-"))
     args = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "64"]

@@ -8,7 +8,6 @@ can kill the sender meanwhile. A held message whose client went away is dropped,
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -20,10 +19,12 @@ from email.message import EmailMessage
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 
+from harness.processes import HOST, free_port
+
 
 @dataclass
 class SmtpSink:
-    host: str = "127.0.0.1"
+    host: str = HOST
     port: int = 0
     messages: list[EmailMessage] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -91,15 +92,9 @@ class SmtpSink:
             self.messages.clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def running_smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=_free_port())
+    sink = SmtpSink(port=free_port())
     # aiosmtpd connects to the port it was given to check the server started: no port 0.
     controller = Controller(sink, hostname=sink.host, port=sink.port)
     controller.start()
