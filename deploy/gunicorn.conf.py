@@ -111,12 +111,38 @@ forwarded_allow_ips = ""
 
 # Access log to stdout ("-"), so the process manager or container runtime collects it.
 accesslog = _env_str("GUNICORN_ACCESSLOG", "-")
-# Combined log format plus the response time in ms and the request id set by the proxy.
+# LOG_FORMAT=json (the default with STOREFRONT_ENV=production): access and error logs are JSON
+# lines like the app's, fields in docs/logging.md (storefront/ops/gunicorn_logging.py).
+# LOG_FORMAT=text (`make run`): gunicorn's own formats, the access line as below.
+logger_class = "storefront.ops.gunicorn_logging.StorefrontLogger"
+# Text access lines: combined log format plus the response time in ms, the request id Django
+# answered with (the proxy's X-Request-ID when well-formed) and the signed-in user's id.
 access_log_format = _env_str(
     "GUNICORN_ACCESS_LOG_FORMAT",
-    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms rid=%({x-request-id}i)s',
+    '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
+    " rid=%({x-request-id}o)s uid=%({storefront.user_id}e)s",
 )
 # Errors and gunicorn's own messages to stderr, for the same reason.
 errorlog = _env_str("GUNICORN_ERRORLOG", "-")
 # info shows start, stop and worker recycling without per-request noise.
 loglevel = _env_str("GUNICORN_LOGLEVEL", "info")
+
+
+# --- Metrics -------------------------------------------------------------------------------
+
+
+def on_starting(server: object) -> None:
+    """The master, before forking workers: this instance's own metrics directory, emptied (its
+    counters start over; other instances' and Celery workers' files are left alone)."""
+    from storefront.ops.metrics_dirs import group_name, metrics_root, use_group_dir
+
+    use_group_dir(metrics_root(), group_name("web"), wipe=True)
+
+
+def child_exit(server: object, worker: object) -> None:
+    """A worker exited (recycled by max_requests, killed, stopped): its live gauges (memory,
+    CPU) leave /metrics; its counters and histograms stay (docs/monitoring.md)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

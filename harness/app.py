@@ -30,6 +30,11 @@ ISOLATED_VARIABLES = {
     "MEDIA_ROOT",
     "CELERY_BROKER_URL",
     "STOREFRONT_CACHE_KEY_PREFIX",
+    # Each stack's processes share their own metrics directory (default: under the var dir).
+    "PROMETHEUS_MULTIPROC_DIR",
+    "STOREFRONT_METRICS_DIR",
+    "STOREFRONT_METRICS_GROUP",
+    "STOREFRONT_METRICS_AUTO_DIR",
 }
 
 

@@ -25,6 +25,10 @@ default).
 HSTS has one source, Django's settings: NGINX_HSTS_MAX_AGE defaults to SECURE_HSTS_SECONDS and
 NGINX_HSTS_PRELOAD to SECURE_HSTS_PRELOAD, each with settings.py's default (one year; preload
 with STOREFRONT_ENV=production), so nginx sends the header Django sends without nginx.
+
+The access log (NGINX_ACCESS_LOG, default OUT/logs/access.log) is JSON lines or readable text
+(NGINX_LOG_FORMAT json|text): by default the app's LOG_FORMAT, else json with the production
+profile or STOREFRONT_ENV=production, else text (docs/logging.md).
 """
 
 from __future__ import annotations
@@ -79,6 +83,9 @@ def defaults(out: Path) -> dict[str, str]:
         # Empty: from SECURE_HSTS_SECONDS / SECURE_HSTS_PRELOAD, see hsts_values().
         "NGINX_HSTS_MAX_AGE": "",
         "NGINX_HSTS_PRELOAD": "",
+        "NGINX_ACCESS_LOG": str(out / "logs" / "access.log"),
+        # Empty: from LOG_FORMAT, see log_format_value().
+        "NGINX_LOG_FORMAT": "",
     }
 
 
@@ -113,6 +120,14 @@ def hsts_values(environ: dict[str, str]) -> dict[str, str]:
     }
 
 
+def log_format_value(environ: dict[str, str], profile: str) -> str:
+    """NGINX_LOG_FORMAT's default: the app's LOG_FORMAT, else json in production, else text."""
+    if environ.get("LOG_FORMAT"):
+        return environ["LOG_FORMAT"].strip().lower()
+    production = profile == "production" or environ.get("STOREFRONT_ENV") == "production"
+    return "json" if production else "text"
+
+
 def port_of(listen: str) -> str:
     """The port of a `listen` value: "8443", "127.0.0.1:8443", "[::1]:8443" -> "8443"."""
     return listen.rsplit(":", 1)[-1] if not listen.isdigit() else listen
@@ -144,6 +159,14 @@ def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str
         values["NGINX_HTTPS_PUBLIC_PORT"] = port_of(values["NGINX_LISTEN_HTTPS"])
     for name, value in hsts_values(environ).items():
         values[name] = values[name] or value
+    values["NGINX_LOG_FORMAT"] = values["NGINX_LOG_FORMAT"] or log_format_value(
+        environ, values["NGINX_PROFILE"]
+    )
+    if values["NGINX_LOG_FORMAT"] not in {"json", "text"}:
+        raise SystemExit(
+            "NGINX_LOG_FORMAT (LOG_FORMAT) must be json or text, not "
+            f"{values['NGINX_LOG_FORMAT']!r}"
+        )
     if not values["NGINX_HSTS_MAX_AGE"].isdigit():
         raise SystemExit(
             "NGINX_HSTS_MAX_AGE (SECURE_HSTS_SECONDS) must be a whole number of seconds, not "

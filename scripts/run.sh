@@ -35,11 +35,17 @@ if [[ -z "${GUNICORN_BIND:-}" ]]; then
   fi
 fi
 export GUNICORN_BIND="${GUNICORN_BIND:-127.0.0.1:8000}"
+# Readable log lines in the terminal (production defaults to JSON lines; docs/logging.md).
+export LOG_FORMAT="${LOG_FORMAT:-text}"
 
 scripts/bootstrap.sh
 
 # SQLite creates its file but not the directory that holds it.
 mkdir -p "${STOREFRONT_VAR_DIR:-$PWD/var}"
+# Prometheus metrics of this run's processes (docs/monitoring.md): emptied at each start; every
+# gunicorn instance and the Celery worker write their own subdirectory of it.
+export STOREFRONT_METRICS_DIR="${STOREFRONT_METRICS_DIR:-$var_dir/metrics}"
+rm -rf "$STOREFRONT_METRICS_DIR"
 
 storefront="$VENV/bin/storefront"
 echo "==> migrating the database"
@@ -118,6 +124,7 @@ Storefront is starting. Press Ctrl-C to stop it.
 
   Shop              {base}/
   Staff dashboard   {base}/staff/dashboard/
+  Operations        {base}/staff/ops/ (charts of minute samples taken by beat)
   Admin             {base}/admin/
   API docs          {base}/api/docs/
 
@@ -174,7 +181,7 @@ fi
     for socket in "${sockets[@]}"; do
       i=$((i + 1))
       rm -f "${socket#unix:}"
-      echo "web$i: ${wait_cache}GUNICORN_BIND=$(printf '%q' "$socket") $gunicorn_cmd"
+      echo "web$i: ${wait_cache}GUNICORN_BIND=$(printf '%q' "$socket") STOREFRONT_METRICS_GROUP=web$i $gunicorn_cmd"
     done
     # nginx starts once every gunicorn socket exists: a request sent to a socket that is not
     # there yet would mark that instance failed (max_fails) for fail_timeout.
@@ -209,6 +216,11 @@ if ((cache_redis)); then
   echo "                    REDIS_CACHE_URL=$REDIS_CACHE_URL (for storefront cache ... commands)"
 elif [[ -n "$cache_warning" ]]; then
   echo "  WARNING           $cache_warning"
+fi
+if ((use_nginx)); then
+  echo "  Metrics           curl --unix-socket ${sockets[0]#unix:} http://localhost/metrics (not via nginx)"
+else
+  echo "  Metrics           $base_url/metrics (loopback or STOREFRONT_METRICS_TOKEN)"
 fi
 echo "  Processes         $procfile (honcho)"
 echo

@@ -39,6 +39,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.core.cache import cache
 
+from storefront.ops import metrics
+
 logger = logging.getLogger("storefront.cache")
 
 T = TypeVar("T")
@@ -230,6 +232,7 @@ _last_flush = [0.0]
 
 
 def record(namespace: str, *, hit: bool) -> None:
+    metrics.cache_lookups.labels(namespace, "hit" if hit else "miss").inc()
     key = STATS_KEY.format(namespace=namespace, outcome="hits" if hit else "misses")
     with _pending_lock:
         _pending[key] = _pending.get(key, 0) + 1

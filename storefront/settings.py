@@ -6,12 +6,25 @@ The full table lives in docs/configuration.md; keep the two in step.
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
 
+from storefront.ops.errors import init_error_reporting
+from storefront.ops.log_format import log_format_from_environ
+from storefront.ops.metrics_dirs import (
+    given_multiproc_dir,
+    group_name,
+    metrics_root,
+    use_group_dir,
+)
+from storefront.ops.profiling import profiling_setup
 from storefront.redis_breaker import BreakerConnection, BreakerUnixConnection
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # the repository root
@@ -75,6 +88,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every log line of the request, probes included, carries its X-Request-ID.
+    "storefront.ops.request_id.RequestIdMiddleware",
+    # Then: /metrics (before host validation, like the probes) and per-request metrics.
+    "storefront.ops.metrics_middleware.MetricsMiddleware",
     # /healthz and /readyz answer before host validation and the HTTPS redirect (see there).
     "storefront.ops.middleware.HealthProbeMiddleware",
     "storefront.ops.middleware.ProxyClientAddressMiddleware",
@@ -271,6 +288,35 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=1209600)
 # Header naming the client address, set by our nginx (X-Real-IP); empty = use the socket peer.
 # Set it only when the app is reachable through nginx alone.
 STOREFRONT_PROXY_CLIENT_IP_HEADER = env.str("STOREFRONT_PROXY_CLIENT_IP_HEADER", default="")
+# /metrics (storefront/ops/metrics_view.py): besides local clients, answered to requests with
+# "Authorization: Bearer <token>". Empty: local clients only.
+STOREFRONT_METRICS_TOKEN = env.str("STOREFRONT_METRICS_TOKEN", default="")
+# Prometheus metrics (docs/monitoring.md): a root directory shared by every Storefront process
+# of the host, one subdirectory per process group (storefront/ops/metrics_dirs.py). Tests: a
+# fresh root per test process (their Celery worker is handed it).
+STOREFRONT_METRICS_DIR = env.str(
+    "STOREFRONT_METRICS_DIR",
+    default=(
+        tempfile.mkdtemp(prefix="storefront-metrics-")
+        if STOREFRONT_ENV == "test"
+        else str(metrics_root(VAR_DIR))
+    ),
+)
+if STOREFRONT_ENV == "test" and "STOREFRONT_METRICS_DIR" not in os.environ:
+    atexit.register(shutil.rmtree, STOREFRONT_METRICS_DIR, ignore_errors=True)
+# This process's group directory, exported as PROMETHEUS_MULTIPROC_DIR before prometheus_client
+# is imported (it picks multiprocess mode then). Gunicorn's master and Celery's worker_init
+# switch to their own group (and empty it) before any metric is written. A PROMETHEUS_MULTIPROC_DIR
+# given by the environment (a parent process's, or prometheus-client's own convention) is used
+# as it is: whoever set it owns emptying it.
+PROMETHEUS_MULTIPROC_DIR_GIVEN = bool(given_multiproc_dir())
+if PROMETHEUS_MULTIPROC_DIR_GIVEN:
+    PROMETHEUS_MULTIPROC_DIR = given_multiproc_dir()
+    os.makedirs(PROMETHEUS_MULTIPROC_DIR, exist_ok=True)
+else:
+    PROMETHEUS_MULTIPROC_DIR = str(
+        use_group_dir(Path(STOREFRONT_METRICS_DIR), group_name("web"), wipe=False)
+    )
 # The app is reachable only through our TLS-terminating nginx, which overwrites
 # X-Forwarded-Proto: only then is that header believed (SECURE_PROXY_SSL_HEADER), or anyone
 # reaching gunicorn directly could claim HTTPS. `make run` (with nginx), compose and systemd set
@@ -330,6 +376,12 @@ CELERY_BEAT_SCHEDULE = {
     "clear-expired-sessions": {
         "task": "storefront.ops.tasks.clear_expired_sessions",
         "schedule": crontab(hour=3, minute=15),
+    },
+    "sample-metrics": {
+        # The operations page's minute samples (storefront/ops/sampling.py); also prunes them.
+        "task": "storefront.ops.tasks.sample_metrics",
+        "schedule": 60.0,
+        "options": {"expires": 55},
     },
 }
 
@@ -494,10 +546,20 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# json: one JSON object per log line (Django, gunicorn, Celery), for Loki or ELK; text: readable
+# lines for a terminal. Each line has the request id (and user id) of its request or task.
+try:
+    LOG_FORMAT = log_format_from_environ(env.ENVIRON)
+except ValueError as exc:
+    raise environ.ImproperlyConfigured(str(exc)) from None
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    # storefront/ops/log_format.py; fields and shipping in docs/logging.md.
+    "formatters": {
+        "plain": {"()": "storefront.ops.log_format.formatter", "log_format": LOG_FORMAT}
+    },
     "filters": {
         # Cache outages: one line per error kind every 30 s instead of a traceback per call.
         "throttled": {"()": "storefront.ops.logging.ThrottledErrorFilter", "interval": 30.0}
@@ -523,3 +585,37 @@ if STOREFRONT_ENV == "test":
     # Fast hashing and plain static storage keep the suite quick and independent of collectstatic.
     PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"
+
+# Errors to Sentry when SENTRY_DSN is set (storefront/ops/errors.py; release STOREFRONT_RELEASE,
+# environment SENTRY_ENVIRONMENT or STOREFRONT_ENV, SENTRY_TRACES_SAMPLE_RATE default 0).
+SENTRY_OPTIONS = init_error_reporting(env.ENVIRON, storefront_env=STOREFRONT_ENV)
+
+# Profilers (docs/profiling.md), development only: refused when STOREFRONT_ENV=production.
+# django-debug-toolbar on pages from this machine; needs DJANGO_DEBUG=true.
+STOREFRONT_PROFILING = env.bool("STOREFRONT_PROFILING", default=False)
+# django-silk: records a sample of requests with their SQL; staff read them at /silk/.
+STOREFRONT_SILK = env.bool("STOREFRONT_SILK", default=False)
+# Percentage of requests silk records (sampling).
+STOREFRONT_SILK_PERCENT = env.float("STOREFRONT_SILK_PERCENT", default=10.0)
+# Silk keeps at most this many requests, and none older than STOREFRONT_SILK_MAX_AGE_HOURS.
+STOREFRONT_SILK_MAX_REQUESTS = env.int("STOREFRONT_SILK_MAX_REQUESTS", default=10000)
+STOREFRONT_SILK_MAX_AGE_HOURS = env.int("STOREFRONT_SILK_MAX_AGE_HOURS", default=24)
+_profiling = profiling_setup(
+    is_production=IS_PRODUCTION,
+    debug=DEBUG,
+    toolbar_flag=STOREFRONT_PROFILING,
+    silk_flag=STOREFRONT_SILK,
+    silk_percent=STOREFRONT_SILK_PERCENT,
+    silk_max_requests=STOREFRONT_SILK_MAX_REQUESTS,
+)
+STOREFRONT_TOOLBAR_ON = _profiling.toolbar
+STOREFRONT_SILK_ON = _profiling.silk
+INSTALLED_APPS += _profiling.installed_apps
+for _middleware, _after in _profiling.middleware:
+    MIDDLEWARE.insert(MIDDLEWARE.index(_after) + 1, _middleware)
+globals().update(_profiling.settings)
+if STOREFRONT_SILK_ON:
+    CELERY_BEAT_SCHEDULE["prune-silk"] = {
+        "task": "storefront.ops.tasks.prune_silk",
+        "schedule": crontab(minute=5),
+    }

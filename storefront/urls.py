@@ -19,6 +19,7 @@ urlpatterns = [
     path("accounts/", include("storefront.accounts.urls")),
     path("", include("storefront.orders.urls")),
     path("", include("storefront.dashboards.urls")),
+    path("", include("storefront.ops.urls")),
     path("api/", include("storefront.api_urls")),
     path("admin/", admin.site.urls),
     path("favicon.ico", favicon),
@@ -29,6 +30,14 @@ if settings.SERVE_MEDIA:
     urlpatterns += [
         re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
     ]
+
+# Profilers, development only (storefront/ops/profiling.py; settings refuse them in production).
+if settings.STOREFRONT_TOOLBAR_ON:
+    from debug_toolbar.toolbar import debug_toolbar_urls
+
+    urlpatterns += debug_toolbar_urls()
+if settings.STOREFRONT_SILK_ON:
+    urlpatterns += [path("silk/", include("silk.urls", namespace="silk"))]
 
 # Error pages in the site's words, and JSON under /api/ (storefront/error_pages.py).
 handler400 = "storefront.error_pages.bad_request"

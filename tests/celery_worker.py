@@ -117,6 +117,8 @@ def running_worker(
             "EMAIL_URL": email_url,
             "MEDIA_ROOT": str(media_root or settings.MEDIA_ROOT),
             "PRIVATE_MEDIA_ROOT": str(settings.PRIVATE_MEDIA_ROOT),
+            # Its metrics land where this test process's /metrics reads them.
+            "STOREFRONT_METRICS_DIR": settings.STOREFRONT_METRICS_DIR,
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),
         }

@@ -225,3 +225,9 @@ def recent_product_imports(*, limit: int = 20) -> QuerySet[ProductImport]:
 def product_import(*, import_id: int) -> ProductImport:
     """Raises ProductImport.DoesNotExist."""
     return ProductImport.objects.select_related("created_by").get(pk=import_id)
+
+
+def running_product_imports_count() -> int:
+    """Product imports queued or running, for /metrics."""
+    active = [ProductImport.Status.QUEUED, ProductImport.Status.RUNNING]
+    return ProductImport.objects.filter(status__in=active).count()

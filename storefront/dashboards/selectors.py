@@ -213,3 +213,9 @@ def recent_order_exports(*, limit: int = 20) -> list[OrderExport]:
 def order_export(*, export_id: int) -> OrderExport:
     """Raises OrderExport.DoesNotExist."""
     return OrderExport.objects.get(pk=export_id)
+
+
+def running_order_exports_count() -> int:
+    """Order exports queued or running, for /metrics."""
+    active = [OrderExport.Status.QUEUED, OrderExport.Status.RUNNING]
+    return OrderExport.objects.filter(status__in=active).count()

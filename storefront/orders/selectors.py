@@ -143,3 +143,11 @@ def confirmations_to_resend(*, older_than: dt.timedelta, stuck_after: dt.timedel
         .order_by("created_at")
         .values_list("order_id", flat=True)[:1000]
     )
+
+
+def confirmation_emails_owed_count() -> int:
+    """Order confirmations not sent yet (pending, sending or failed): the outbox, for /metrics."""
+    owed = [EmailDelivery.Status.PENDING, EmailDelivery.Status.SENDING, EmailDelivery.Status.FAILED]
+    return EmailDelivery.objects.filter(
+        kind=EmailDelivery.Kind.ORDER_CONFIRMATION, status__in=owed
+    ).count()

@@ -46,7 +46,9 @@ def test_defaults(tmp_path: Path) -> None:
     # Longer than nginx's upstream keepalive_timeout (60 s): gunicorn never closes first.
     assert int(config["keepalive"]) > 60
     assert config["accesslog"] == "-"
-    assert "%({x-request-id}i)s" in config["access_log_format"]
+    # The id Django answered with (checked, or made when the proxy sent none).
+    assert "%({x-request-id}o)s" in config["access_log_format"]
+    assert config["logger_class"] == "storefront.ops.gunicorn_logging.StorefrontLogger"
     assert "%(M)s" in config["access_log_format"]  # response time in ms
     # The scheme is Django's decision (SECURE_PROXY_SSL_HEADER), never gunicorn's.
     assert config["secure_scheme_headers"] == "{}"

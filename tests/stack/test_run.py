@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -52,6 +53,7 @@ def test_run_serves_prints_logins_and_stops_on_ctrl_c(run_env: dict[str, str]) -
     for expected in [
         f"{base}/",
         f"{base}/staff/dashboard/",
+        f"{base}/staff/ops/",
         f"{base}/admin/",
         f"{base}/api/docs/",
         *DEMO_CUSTOMER,
@@ -140,5 +142,39 @@ def test_run_through_nginx_with_two_instances_and_celery(run_env: dict[str, str]
         ["gunicorn-1.sock", "gunicorn-2.sock", *(f"{c}.sock" for c in cache_redis)]
     )
     assert f"https://{https_addr}/" in run.text
+    # /metrics: never through nginx; on gunicorn's socket, one scrape covers every process of
+    # the run, the Celery worker's task included (docs/monitoring.md).
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{http_addr}/metrics", timeout=10)
+    assert refused.value.code == 404
+    socket_path = Path(env["STOREFRONT_VAR_DIR"]) / "run" / "gunicorn-1.sock"
+    assert f"curl --unix-socket {socket_path} http://localhost/metrics" in run.text
+    metrics = unix_socket_get(socket_path, "/metrics")
+    assert (
+        'storefront_celery_tasks_total{outcome="succeeded",'
+        'task="storefront.ops.tasks.clear_expired_sessions"} 1.0'
+    ) in metrics, metrics[-3000:]
+    assert 'storefront_http_requests_total{method="GET",status="200",view="catalog:' in metrics
     assert run.interrupt() == 0, run.text[-3000:]
     assert not run.survivors(), "processes outlived Ctrl-C"
+
+
+def unix_socket_get(path: Path, url: str) -> str:
+    """GET `url` from the HTTP server on the unix socket `path` (as `curl --unix-socket`)."""
+    import http.client
+    import socket
+
+    class UnixConnection(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(10)
+            self.sock.connect(str(path))
+
+    connection = UnixConnection("localhost")
+    try:
+        connection.request("GET", url)
+        response = connection.getresponse()
+        assert response.status == 200, (response.status, response.read()[:500])
+        return response.read().decode()
+    finally:
+        connection.close()

@@ -43,6 +43,8 @@ def world(settings, tmp_path) -> dict[str, str]:
         "imports page": "/staff/products/import/",
         "import progress": f"/staff/products/import/{record.pk}/",
         "import status": f"/staff/products/import/{record.pk}/status.json",
+        "operations page": "/staff/ops/",
+        "operations json": "/staff/ops.json",
         "admin products": "/admin/catalog/product/",
         "admin categories": "/admin/catalog/category/",
         "admin imports": "/admin/catalog/productimport/",
