@@ -3,52 +3,22 @@ fresh interpreter with exactly the given environment, as gunicorn would."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.fresh_python import PRODUCTION, REPO, last_error, run_python, setting
+
 sys.path.insert(0, str(REPO / "scripts"))
-import render_nginx  # noqa: E402
-
-PRODUCTION = {
-    "STOREFRONT_ENV": "production",
-    "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-0123456789",
-    "ALLOWED_HOSTS": "shop.example.com",
-}
-
-
-def _python(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -c code` in this checkout with only PATH, a throwaway var dir and `env`."""
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "STOREFRONT_VAR_DIR": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def _setting(tmp_path: Path, expression: str, **env: str) -> str:
-    done = _python(tmp_path, f"import storefront.settings as s; print({expression})", **env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+import render_nginx
 
 
 @pytest.mark.parametrize("debug", ["true", "1", "yes"])
 def test_production_refuses_debug(tmp_path: Path, debug: str) -> None:
-    done = _python(tmp_path, "import storefront.settings", **PRODUCTION, DJANGO_DEBUG=debug)
-    assert done.returncode != 0
-    last_line = done.stderr.strip().splitlines()[-1]
-    assert last_line.endswith(
+    done = run_python(tmp_path, "import storefront.settings", **PRODUCTION, DJANGO_DEBUG=debug)
+    assert last_error(done).endswith(
         "ImproperlyConfigured: DJANGO_DEBUG=true is refused when STOREFRONT_ENV=production: "
         "debug pages would show settings, SQL and tracebacks to every visitor. Unset "
         "DJANGO_DEBUG, or run with STOREFRONT_ENV=dev."
@@ -56,8 +26,8 @@ def test_production_refuses_debug(tmp_path: Path, debug: str) -> None:
 
 
 def test_debug_stays_available_outside_production(tmp_path: Path) -> None:
-    assert _setting(tmp_path, "s.DEBUG", STOREFRONT_ENV="dev", DJANGO_DEBUG="true") == "True"
-    assert _setting(tmp_path, "s.DEBUG", **PRODUCTION, DJANGO_DEBUG="false") == "False"
+    assert setting(tmp_path, "s.DEBUG", STOREFRONT_ENV="dev", DJANGO_DEBUG="true") == "True"
+    assert setting(tmp_path, "s.DEBUG", **PRODUCTION, DJANGO_DEBUG="false") == "False"
 
 
 IS_SECURE = """
@@ -91,7 +61,7 @@ def test_forwarded_proto_is_believed_only_behind_the_proxy(
 ) -> None:
     """A client reaching the app directly cannot claim HTTPS (secure cookies, HTTPS links,
     HSTS, the HTTPS redirect all follow request.is_secure())."""
-    done = _python(tmp_path, IS_SECURE, **PRODUCTION, **proxy_env)
+    done = run_python(tmp_path, IS_SECURE, **PRODUCTION, **proxy_env)
     assert done.returncode == 0, done.stderr
     scheme = "https" if secure else "http"
     assert done.stdout.split() == [str(secure), f"{scheme}://shop.example.com/"]
@@ -103,7 +73,7 @@ def test_hsts_defaults_are_the_ones_nginx_is_rendered_with(
 ) -> None:
     """One setting: the renderer's NGINX_HSTS_* defaults are Django's, so nginx sends the
     header Django sends for the same environment."""
-    seconds, preload = _setting(
+    seconds, preload = setting(
         tmp_path, "s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_PRELOAD", **env
     ).split()
     rendered = render_nginx.hsts_values(env)
@@ -111,7 +81,7 @@ def test_hsts_defaults_are_the_ones_nginx_is_rendered_with(
     assert (rendered["NGINX_HSTS_PRELOAD"] == "true") == (preload == "True")
     # An explicit value reaches both.
     explicit = {**env, "SECURE_HSTS_SECONDS": "600", "SECURE_HSTS_PRELOAD": "false"}
-    assert _setting(tmp_path, "s.SECURE_HSTS_SECONDS", **explicit) == "600"
+    assert setting(tmp_path, "s.SECURE_HSTS_SECONDS", **explicit) == "600"
     assert render_nginx.hsts_values(explicit) == {
         "NGINX_HSTS_MAX_AGE": "600",
         "NGINX_HSTS_PRELOAD": "false",
@@ -121,8 +91,8 @@ def test_hsts_defaults_are_the_ones_nginx_is_rendered_with(
 def test_compose_renders_nginx_hsts_from_the_django_variables(tmp_path: Path) -> None:
     compose = yaml.safe_load((REPO / "deploy" / "docker" / "compose.yaml").read_text())
     nginx = compose["services"]["nginx"]["environment"]
-    seconds = _setting(tmp_path, "s.SECURE_HSTS_SECONDS", **PRODUCTION)
-    preload = _setting(tmp_path, "s.SECURE_HSTS_PRELOAD", **PRODUCTION)
+    seconds = setting(tmp_path, "s.SECURE_HSTS_SECONDS", **PRODUCTION)
+    preload = setting(tmp_path, "s.SECURE_HSTS_PRELOAD", **PRODUCTION)
     # Same variable as web reads from .env, and without it the production default.
     assert nginx["NGINX_HSTS_MAX_AGE"] == f"${{SECURE_HSTS_SECONDS:-{seconds}}}"
     assert nginx["NGINX_HSTS_PRELOAD"] == f"${{SECURE_HSTS_PRELOAD:-{preload.lower()}}}"

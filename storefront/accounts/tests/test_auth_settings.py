@@ -3,14 +3,13 @@ interpreter with the given environment."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.fresh_python import run_python
+
 SHOW = (
     "import storefront.settings as s; "
     "print(s.AXES_FAILURE_LIMIT, s.STOREFRONT_LOCKOUT_ADDRESS_FAILURES, s.AXES_COOLOFF_TIME, "
@@ -19,16 +18,7 @@ SHOW = (
 
 
 def settings_with(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "STOREFRONT_VAR_DIR": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "-c", SHOW],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_python(tmp_path, SHOW, **env)
 
 
 def test_defaults(tmp_path: Path) -> None:

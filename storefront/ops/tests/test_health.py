@@ -1,10 +1,10 @@
-import subprocess
-import sys
+from pathlib import Path
 
 import pytest
 from django.test import Client
 
 from storefront.ops import health
+from tests.fresh_python import PRODUCTION, run_argv
 
 pytestmark = pytest.mark.django_db
 
@@ -61,19 +61,11 @@ def test_broker_check_without_broker_says_so(settings) -> None:
     assert health.check_broker() == "not configured (tasks run in-process)"
 
 
-def test_check_deploy_is_clean_with_production_env() -> None:
-    env = {
-        "STOREFRONT_ENV": "production",
-        "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-0123456789",
-        "ALLOWED_HOSTS": "shop.example.com",
-        "PATH": "/usr/bin:/bin",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "storefront", "check", "--deploy", "--fail-level", "WARNING"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+def test_check_deploy_is_clean_with_production_env(tmp_path: Path) -> None:
+    done = run_argv(
+        tmp_path,
+        ["-m", "storefront", "check", "--deploy", "--fail-level", "WARNING"],
+        **PRODUCTION,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no issues" in done.stdout

@@ -9,8 +9,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -26,6 +24,7 @@ from storefront.orders.models import Order
 from storefront.orders.tasks import resend_owed_confirmations
 from tests.celery_worker import running_worker
 from tests.factories import ProductFactory, UserFactory
+from tests.fresh_python import run_python
 
 NGINX_STYLE_ID = "6f1c2a9be0d34e5f8a7b6c5d4e3f2a1b"  # 32 hex digits, like nginx's $request_id
 HEX_ID = re.compile(r"[0-9a-f]{32}")
@@ -165,19 +164,12 @@ def test_settings_pick_the_format_from_the_environment(
     log_format: str, parses_as_json: bool, tmp_path: Path
 ) -> None:
     """A process started with LOG_FORMAT logs what it says (here the dev default is text)."""
-    script = (
-        "import django, logging; django.setup(); "
-        "logging.getLogger('storefront.probe').warning('hello %s', 'there')"
-    )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "storefront.settings",
-        "STOREFRONT_ENV": "dev",
-        "STOREFRONT_VAR_DIR": str(tmp_path),
-        "LOG_FORMAT": log_format,
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    done = run_python(
+        tmp_path,
+        "import logging; logging.getLogger('storefront.probe').warning('hello %s', 'there')",
+        setup_django=True,
+        STOREFRONT_ENV="dev",
+        LOG_FORMAT=log_format,
     )
     assert done.returncode == 0, done.stderr
     [line] = [x for x in done.stderr.splitlines() if "hello there" in x]
@@ -189,19 +181,7 @@ def test_settings_pick_the_format_from_the_environment(
 
 
 def test_a_bad_log_format_stops_the_start(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "storefront.settings",
-        "STOREFRONT_VAR_DIR": str(tmp_path),
-        "LOG_FORMAT": "xml",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_python(tmp_path, "", setup_django=True, LOG_FORMAT="xml")
     assert done.returncode != 0
     assert "LOG_FORMAT must be json or text, not 'xml'" in done.stderr
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from io import StringIO
 from pathlib import Path
 
@@ -20,35 +19,9 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from tests.factories import ProductFactory, UserFactory
+from tests.fresh_python import PRODUCTION, REPO, last_error, run_python
 
-REPO = Path(__file__).resolve().parents[3]
 HERE = Path(__file__).resolve().parent
-PRODUCTION = {
-    "STOREFRONT_ENV": "production",
-    "SECRET_KEY": "x" * 20 + "production-secret-key-with-enough-entropy-0123456789",
-    "ALLOWED_HOSTS": "shop.example.com",
-}
-
-
-def _python(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """`python -c code` with only PATH, a throwaway var dir and `env`, as a deployment would."""
-    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "STOREFRONT_VAR_DIR": str(tmp_path)}
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def _last_error(done: subprocess.CompletedProcess[str]) -> str:
-    assert done.returncode != 0
-    return done.stderr.strip().splitlines()[-1]
-
-
 REFUSED = (
     "ImproperlyConfigured: STOREFRONT_PROFILING and STOREFRONT_SILK are refused when "
     "STOREFRONT_ENV=production: profilers show SQL, request data and settings to whoever reaches "
@@ -60,29 +33,29 @@ REFUSED = (
     "flags", [{"STOREFRONT_PROFILING": "1"}, {"STOREFRONT_SILK": "1"}, {"STOREFRONT_SILK": "true"}]
 )
 def test_production_refuses_the_profilers(tmp_path: Path, flags: dict[str, str]) -> None:
-    done = _python(tmp_path, "import storefront.settings", **PRODUCTION, **flags)
-    assert _last_error(done).endswith(REFUSED), done.stderr
+    done = run_python(tmp_path, "import storefront.settings", **PRODUCTION, **flags)
+    assert last_error(done).endswith(REFUSED), done.stderr
 
 
 def test_the_toolbar_needs_debug(tmp_path: Path) -> None:
-    done = _python(tmp_path, "import storefront.settings", STOREFRONT_PROFILING="1")
-    assert _last_error(done).endswith(
+    done = run_python(tmp_path, "import storefront.settings", STOREFRONT_PROFILING="1")
+    assert last_error(done).endswith(
         "ImproperlyConfigured: STOREFRONT_PROFILING=1 (django-debug-toolbar) needs "
         "DJANGO_DEBUG=true."
     ), done.stderr
 
 
 def test_silk_sampling_percentage_is_checked(tmp_path: Path) -> None:
-    done = _python(
+    done = run_python(
         tmp_path, "import storefront.settings", STOREFRONT_SILK="1", STOREFRONT_SILK_PERCENT="150"
     )
-    assert _last_error(done).endswith(
+    assert last_error(done).endswith(
         "ImproperlyConfigured: STOREFRONT_SILK_PERCENT must be between 0 and 100, not 150.0"
     ), done.stderr
 
 
 def test_production_has_no_profiler_urls_apps_or_middleware(tmp_path: Path) -> None:
-    done = _python(
+    done = run_python(
         tmp_path,
         """
         import os

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 import zlib
@@ -24,8 +21,7 @@ import brotli
 import pytest
 
 from tests.celery_worker import running_worker
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.fresh_python import last_error, run_python
 
 
 class IngestServer:
@@ -91,23 +87,8 @@ def ingest() -> Iterator[IngestServer]:
 
 
 def _django(tmp_path: Path, code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `code` after django.setup() in a fresh interpreter with only `env` set."""
-    clean = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "STOREFRONT_VAR_DIR": str(tmp_path),
-        "STOREFRONT_ENV": "test",
-        "DJANGO_SETTINGS_MODULE": "storefront.settings",
-    }
-    script = "import django\ndjango.setup()\n" + textwrap.dedent(code)
-    return subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=REPO,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """Run `code` after django.setup() in a fresh interpreter (test settings unless `env` says)."""
+    return run_python(tmp_path, code, setup_django=True, **{"STOREFRONT_ENV": "test", **env})
 
 
 def _exception(event: dict) -> dict:
@@ -160,14 +141,8 @@ def test_an_invalid_traces_sample_rate_is_refused(tmp_path: Path) -> None:
         SENTRY_DSN="http://publickey@127.0.0.1:9/1",
         SENTRY_TRACES_SAMPLE_RATE="2",
     )
-    assert done.returncode != 0
-    assert (
-        done.stderr.strip()
-        .splitlines()[-1]
-        .endswith(
-            "ImproperlyConfigured: SENTRY_TRACES_SAMPLE_RATE must be a number between 0 and 1, "
-            "not '2'"
-        )
+    assert last_error(done).endswith(
+        "ImproperlyConfigured: SENTRY_TRACES_SAMPLE_RATE must be a number between 0 and 1, not '2'"
     )
 
 
