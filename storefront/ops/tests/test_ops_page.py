@@ -274,7 +274,16 @@ def _figures(minute: int) -> dict:
                 "p50": 50.0,
                 "p95": 175.0,
                 "p99": 235.0,
-            }
+            },
+            "accounts": {
+                "requests": 20.0,
+                "errors": 0.0,
+                "rate": 0.333333,
+                "error_rate": 0.0,
+                "p50": 2.5,
+                "p95": 4.75,
+                "p99": 4.95,
+            },
         },
         "endpoints": {
             "catalog:product_list": {"count": 100.0, "sum": 0.06 * 100, "buckets": buckets},
@@ -332,13 +341,38 @@ def test_json_shape_and_slowest_endpoints() -> None:
     data = response.json()
     assert data["window"] == "hour" and data["samples"] == 3
     assert len(data["labels"]) == len(data["taken_at"]) == 3
-    assert data["request_rate"] == {"catalog": [1.666667] * 3}
-    assert data["error_rate"] == {"catalog": [0.02, 0.01, 0.0]}  # oldest first
+    assert data["request_rate"] == {"accounts": [0.333333] * 3, "catalog": [1.666667] * 3}
+    # Oldest first.
+    assert data["error_rate"] == {"accounts": [0.0] * 3, "catalog": [0.02, 0.01, 0.0]}
     assert data["latency_ms"] == {
-        "p50": {"catalog": [50.0] * 3},
-        "p95": {"catalog": [175.0] * 3},
-        "p99": {"catalog": [235.0] * 3},
+        "p50": {"accounts": [2.5] * 3, "catalog": [50.0] * 3},
+        "p95": {"accounts": [4.75] * 3, "catalog": [175.0] * 3},
+        "p99": {"accounts": [4.95] * 3, "catalog": [235.0] * 3},
     }
+    # The whole window: 3 minutes of 60 s; percentiles from the added-up buckets.
+    assert data["view_groups"] == [
+        {
+            "group": "accounts",
+            "requests": 60,
+            "rate": 0.333,
+            "error_percent": 0.0,
+            "p50_ms": 2.5,
+            "p95_ms": 4.75,
+            "p99_ms": 4.95,
+        },
+        {
+            "group": "catalog",
+            "requests": 300,
+            "rate": 1.667,
+            "error_percent": 1.0,  # 0 + 1 + 2 of 300
+            "p50_ms": 50.0,
+            "p95_ms": 175.0,
+            "p99_ms": 235.0,
+        },
+    ]
+    assert data["cache_namespaces"] == [
+        {"namespace": "catalog", "lookups": 12, "hit_percent": 75.0}
+    ]
     assert data["cache_hit_ratio"] == {"catalog": [0.75] * 3}
     assert data["celery_queue_depth"] == [2.0] * 3
     assert data["celery_failures"] == [1.0] * 3
@@ -368,6 +402,21 @@ def test_json_shape_and_slowest_endpoints() -> None:
     ]
 
 
+def test_window_tables_leave_out_groups_and_namespaces_without_traffic() -> None:
+    # Counters that exist but did not move: a line at zero in the charts, no table row.
+    quiet = {
+        "groups": {"dashboards": {"requests": 0.0, "errors": 0.0, "rate": 0.0}},
+        "cache": {"sessions": {"hits": 0.0, "misses": 0.0, "ratio": None}},
+    }
+    OpsSample.objects.create(taken_at=timezone.now(), interval=60, figures=quiet)
+
+    data = _admin_client().get("/staff/ops.json").json()
+
+    assert data["request_rate"] == {"dashboards": [0.0]}
+    assert data["cache_hit_ratio"] == {"sessions": [None]}
+    assert data["view_groups"] == [] and data["cache_namespaces"] == []
+
+
 def test_bad_window_is_a_400_with_a_message() -> None:
     client = _admin_client()
     response = client.get("/staff/ops.json?window=week")
@@ -391,6 +440,13 @@ def test_page_shows_charts_and_tables() -> None:
     assert "<script>" not in body  # no inline script: the CSP allows 'self' only
     assert '<td>catalog:product_list</td><td class="num">500</td>' in body
     assert '<td>web 101</td><td class="num">25.0</td><td class="num">50.0</td>' in body
+    # Five minutes: errors 0, 1, 2, 0, 1 of 500 catalog requests; 15 of 20 cache lookups hit.
+    assert (
+        '<td>catalog</td><td class="num">500</td><td class="num">1.667</td>'
+        '<td class="num">0.80</td><td class="num">50.0</td><td class="num">175.0</td>'
+        '<td class="num">235.0</td>'
+    ) in body
+    assert '<td>catalog</td><td class="num">20</td><td class="num">75.00</td>' in body
 
 
 @pytest.mark.parametrize("url", ["/staff/ops/?window=day", "/staff/ops.json?window=day"])
@@ -412,3 +468,41 @@ def test_query_count_is_the_same_for_an_hour_and_a_day_of_samples(url: str) -> N
     # Session, user, the user's permissions (groups and own), the samples.
     # The user, their permissions (own and through roles), the samples: one query for any size.
     assert counts == [4, 4]
+
+
+# --- the link in the site navigation (storefront/templates/base.html) ---------------------
+
+OPS_LINK = '<a href="/staff/ops/">Operations</a>'
+
+
+def test_navigation_links_to_the_page_only_for_staff_who_may_open_it() -> None:
+    ops_staff, support = Client(), Client()
+    ops_staff.force_login(StaffFactory(roles=[ADMINS]))
+    support.force_login(StaffFactory(roles=[SUPPORT]))
+    for url in ("/products/", "/accounts/profile/", "/staff/ops/"):
+        assert OPS_LINK in ops_staff.get(url).content.decode(), url
+    for url in ("/products/", "/accounts/profile/"):
+        assert OPS_LINK not in support.get(url).content.decode(), url
+    assert OPS_LINK not in Client().get("/products/").content.decode()
+    # The permission alone, without "Staff status", opens nothing: no link either.
+    not_staff = Client()
+    not_staff.force_login(StaffFactory(roles=[ADMINS], is_staff=False))
+    assert OPS_LINK not in not_staff.get("/accounts/profile/").content.decode()
+    assert not_staff.get("/staff/ops/").status_code == 403
+
+
+def test_navigation_link_costs_no_query() -> None:
+    # The nav's permission checks share the user's permission cache, loaded by the first one:
+    # the session's user, their own permissions, their roles' permissions. Admins and Support
+    # (who get no link) make the same queries.
+    counts = []
+    for role in (ADMINS, SUPPORT):
+        client = Client()
+        client.force_login(StaffFactory(roles=[role]))
+        client.get("/accounts/profile/")  # warm the session cache like any later request
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get("/accounts/profile/")
+        assert response.status_code == 200
+        assert (OPS_LINK in response.content.decode()) == (role == ADMINS)
+        counts.append(len(ctx.captured_queries))
+    assert counts == [3, 3]
