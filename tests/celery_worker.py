@@ -96,7 +96,8 @@ class CeleryWorker:
 def running_worker(
     log_path: Path,
     *,
-    email_url: str = "locmemmail://",
+    # django-environ's name for Django's in-memory (locmem) backend: nothing leaves the worker.
+    email_url: str = "memorymail://",
     media_root: Path | None = None,
     extra_env: dict[str, str] | None = None,
     concurrency: int = 1,

@@ -157,7 +157,8 @@ class StateCollector(Collector):
         families: list[GaugeMetricFamily] = []
         depth = GaugeMetricFamily(
             PREFIX + "celery_queue_length",
-            "Tasks waiting in each Celery queue of the broker (Redis LLEN).",
+            "Tasks waiting in each Celery queue the app knows (Redis: all its priority lists; "
+            "RabbitMQ: ready messages).",
             labels=["queue"],
         )
         for queue, length in queue_lengths().items():
@@ -173,23 +174,97 @@ class StateCollector(Collector):
         return families
 
 
-def queue_lengths() -> dict[str, int]:
-    """{queue: waiting tasks} for a Redis broker; {} for none, amqp, or a broker that is down."""
-    url = settings.STOREFRONT_BROKER_URL
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        return {}
-    import redis
+# Seconds a scrape waits for the broker (each of connect, read, write) before leaving it out.
+BROKER_TIMEOUT = 1.0
 
-    queues = [settings.CELERY_TASK_DEFAULT_QUEUE]
+
+def queue_lengths() -> dict[str, int]:
+    """{queue: tasks waiting} for every queue the Celery app knows (celery_queue_names), read from
+    the broker: Redis (LLEN of the queue's list and of its priority lists) or RabbitMQ (the
+    queue's ready messages). {} without a broker, for another transport, or when the broker does
+    not answer within BROKER_TIMEOUT: a scrape never fails for it."""
+    url = settings.STOREFRONT_BROKER_URL
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        if url.startswith(("redis://", "rediss://", "unix://")):
+            return _redis_queue_lengths(url, celery_queue_names())
+        if url.startswith(("amqp://", "amqps://", "pyamqp://")):
+            return _amqp_queue_lengths(url, celery_queue_names())
+    except Exception as exc:  # broker down or refusing us: the queue series disappear
+        logger.warning("metrics: queue lengths left out: %s", exc)
+    return {}
+
+
+def celery_queue_names() -> list[str]:
+    """The queues the Celery app knows: its default queue, those declared in CELERY_TASK_QUEUES
+    (or that this process routed a task to), and those named by CELERY_TASK_ROUTES mappings.
+    Router functions cannot be enumerated: declare their queues in CELERY_TASK_QUEUES."""
+    from storefront.celery import app
+
+    names = {app.conf.task_default_queue, *app.amqp.queues}
+    routes = app.conf.task_routes or ()
+    for router in routes if isinstance(routes, list | tuple) else (routes,):
+        if isinstance(router, dict):
+            names.update(_routed_queue(route) for route in router.values())
+    return sorted(name for name in names if name)
+
+
+def _routed_queue(route: object) -> str:
+    """The queue a task_routes entry names: "queue", {"queue": "queue"} or a kombu Queue."""
+    queue = route.get("queue", "") if isinstance(route, dict) else route
+    return queue if isinstance(queue, str) else getattr(queue, "name", "")
+
+
+def _redis_queue_lengths(url: str, queues: list[str]) -> dict[str, int]:
+    """kombu's Redis transport keeps a queue as one list per priority step: the queue's own
+    name for step 0, `<queue><sep><step>` for the others (Channel._q_for_pri), every key
+    prefixed by global_keyprefix; CELERY_BROKER_TRANSPORT_OPTIONS may change all three."""
+    import redis
+    from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    steps = sorted(set(options.get("priority_steps", PRIORITY_STEPS)))
+    sep = options.get("sep", Channel.sep)
+    prefix = options.get("global_keyprefix", "")
+    keys = {
+        queue: [prefix + (f"{queue}{sep}{step}" if step else queue) for step in steps]
+        for queue in queues
+    }
+    client = redis.Redis.from_url(
+        url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
+    )
+    try:
         with client.pipeline(transaction=False) as pipe:
             for queue in queues:
-                pipe.llen(queue)
-            lengths = pipe.execute()
-    except redis.RedisError:
-        return {}
-    return dict(zip(queues, (int(n) for n in lengths), strict=True))
+                for key in keys[queue]:
+                    pipe.llen(key)
+            lengths = iter(pipe.execute())
+    finally:
+        client.close()
+    return {queue: sum(int(next(lengths)) for _ in keys[queue]) for queue in queues}
+
+
+def _amqp_queue_lengths(url: str, queues: list[str]) -> dict[str, int]:
+    """RabbitMQ: message_count of a passive queue.declare (ready messages; those delivered to a
+    worker and not acknowledged yet are not counted). A queue not declared yet holds none."""
+    from amqp.exceptions import NotFound
+    from kombu import Connection
+
+    lengths: dict[str, int] = {}
+    with Connection(
+        url,
+        connect_timeout=BROKER_TIMEOUT,
+        transport_options={"read_timeout": BROKER_TIMEOUT, "write_timeout": BROKER_TIMEOUT},
+    ) as connection:
+        connection.ensure_connection(max_retries=0)  # no reconnect loop inside a scrape
+        channel = connection.channel()
+        for queue in queues:
+            try:
+                lengths[queue] = channel.queue_declare(queue=queue, passive=True).message_count
+            except NotFound:  # RabbitMQ closed the channel with its 404: open another
+                lengths[queue] = 0
+                channel = connection.channel()
+        channel.close()
+    return lengths
 
 
 def _confirmation_emails_owed() -> int:
