@@ -9,6 +9,7 @@ the way a terminal's Ctrl-C does.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -27,13 +28,47 @@ from harness.app import isolated_environ, redis_delete_prefix, seed, storefront_
 from harness.processes import HOST, PROCESSES, REPO_ROOT, Unavailable, free_port, require_binary
 from harness.smtp import SmtpSink, running_smtp_sink
 
-# An access-log line (deploy/gunicorn.conf.py format) of a request answered below 400.
-SUCCESSFUL_ACCESS = re.compile(r'" [123]\d\d \S+ "')
+# A text access-log line's `"request line" status bytes "`: nginx's storefront_text
+# (deploy/nginx/templates/storefront.conf.template) and gunicorn's access_log_format
+# (deploy/gunicorn.conf.py) both write `"GET / HTTP/1.1" 200 1234 "referer" ...`.
+TEXT_ACCESS_STATUS = re.compile(r'" (\d{3}) (?:\d+|-) "')
+# nginx's storefront_json lines have these keys; gunicorn's JSON access lines name their logger.
+NGINX_JSON_ACCESS_KEYS = frozenset({"status", "request_time", "uri"})
+GUNICORN_JSON_ACCESS_LOGGER = "gunicorn.access"
+
+
+def access_status(line: str) -> int | None:
+    """The HTTP status of an access-log line, None for any other line.
+
+    Understands nginx's storefront_text and storefront_json lines (NGINX_LOG_FORMAT text or
+    json) and gunicorn's text and JSON access lines (LOG_FORMAT), alone or after a process
+    manager's prefix such as honcho's `12:00:00 web.1 | `. A JSON line that is not an access
+    line (the app's own, even one quoting a request) is None.
+    """
+    start = line.find("{")
+    if start != -1:
+        try:
+            record = json.loads(line[start:])
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            is_access = record.get("logger") == GUNICORN_JSON_ACCESS_LOGGER or (
+                record.keys() >= NGINX_JSON_ACCESS_KEYS
+            )
+            status = record.get("status") if is_access else None
+            return int(status) if isinstance(status, int) or str(status).isdigit() else None
+    match = TEXT_ACCESS_STATUS.search(line)
+    return int(match.group(1)) if match else None
 
 
 def without_successful_access(text: str, lines: int) -> str:
-    """The last `lines` lines of a log, leaving out access-log lines of successful requests."""
-    kept = [line for line in text.splitlines() if not SUCCESSFUL_ACCESS.search(line)]
+    """The last `lines` lines of a log, leaving out the access-log lines (either format) of
+    requests answered below 400."""
+    kept = []
+    for line in text.splitlines():
+        status = access_status(line)
+        if status is None or status >= 400:
+            kept.append(line)
     return "\n".join(kept[-lines:])
 
 

@@ -3,7 +3,9 @@
 #
 #   deploy/scripts/deploy.sh            run from the checkout to release, as root
 #
-# 1. copy the checkout to $DEPLOY_ROOT/releases/<timestamp>, build its .venv (pip install)
+# 1. copy the checkout to $DEPLOY_ROOT/releases/<timestamp>, build its .venv (pip install),
+#    write its release.env: STOREFRONT_RELEASE=<release id>, the release Sentry tags events
+#    with, which the systemd units read from /opt/storefront/current/release.env
 # 2. collectstatic, migrate, `gunicorn --check-config` with the server's environment file
 # 3. switch $DEPLOY_ROOT/current to the new release atomically (rename of a symlink)
 # 4. restart gunicorn: storefront.socket keeps listening, so no connection is refused, and
@@ -19,6 +21,8 @@
 #   DEPLOY_ROOT             [/opt/storefront] holds releases/ and the current symlink
 #   DEPLOY_SOURCE           [this checkout] directory copied into the release
 #   DEPLOY_RELEASE_NAME     [UTC timestamp YYYYmmddHHMMSS]
+#   DEPLOY_RELEASE_ID       [git commit of DEPLOY_SOURCE, plus "-dirty" with uncommitted
+#                           changes; without git: DEPLOY_RELEASE_NAME] its STOREFRONT_RELEASE
 #   DEPLOY_ENV_FILE         [/etc/storefront/env] settings for collectstatic/migrate/check-config
 #   DEPLOY_VENV             [] reuse this virtualenv instead of building one (tests, hotfixes)
 #   DEPLOY_PYTHON           [python3] interpreter for the release's virtualenv
@@ -33,6 +37,7 @@ set -euo pipefail
 DEPLOY_ROOT="${DEPLOY_ROOT:-/opt/storefront}"
 DEPLOY_SOURCE="${DEPLOY_SOURCE:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
 DEPLOY_RELEASE_NAME="${DEPLOY_RELEASE_NAME:-$(date -u +%Y%m%d%H%M%S)}"
+DEPLOY_RELEASE_ID="${DEPLOY_RELEASE_ID:-}"
 DEPLOY_ENV_FILE="${DEPLOY_ENV_FILE:-/etc/storefront/env}"
 DEPLOY_VENV="${DEPLOY_VENV:-}"
 DEPLOY_PYTHON="${DEPLOY_PYTHON:-python3}"
@@ -58,6 +63,25 @@ for number in DEPLOY_HEALTH_RETRIES DEPLOY_KEEP_RELEASES; do
 done
 [[ "$DEPLOY_RELEASE_NAME" =~ ^[A-Za-z0-9._-]+$ ]] || die "bad DEPLOY_RELEASE_NAME '$DEPLOY_RELEASE_NAME'"
 [[ -f "$DEPLOY_SOURCE/pyproject.toml" ]] || die "DEPLOY_SOURCE '$DEPLOY_SOURCE' is not a Storefront checkout"
+
+source_commit() {  # the checkout's commit, -dirty with uncommitted changes; fails without git
+  # safe.directory: root deploying a checkout someone else owns.
+  local git=(git -c "safe.directory=$DEPLOY_SOURCE" --no-optional-locks -C "$DEPLOY_SOURCE")
+  local commit
+  [[ -e "$DEPLOY_SOURCE/.git" ]] && command -v git >/dev/null || return 1
+  commit="$("${git[@]}" rev-parse --verify HEAD 2>/dev/null)" || return 1
+  if [[ -n "$("${git[@]}" status --porcelain --untracked-files=no 2>/dev/null)" ]]; then
+    commit+="-dirty"
+  fi
+  printf '%s\n' "$commit"
+}
+if [[ -z "$DEPLOY_RELEASE_ID" ]]; then
+  DEPLOY_RELEASE_ID="$(source_commit)" || DEPLOY_RELEASE_ID="$DEPLOY_RELEASE_NAME"
+fi
+# Sentry refuses slashes, whitespace and names over 200 characters; the id is also a line of an
+# environment file, so nothing that would need quoting there.
+[[ "$DEPLOY_RELEASE_ID" =~ ^[A-Za-z0-9@+._:-]{1,200}$ && ! "$DEPLOY_RELEASE_ID" =~ ^\.\.?$ ]] ||
+  die "bad DEPLOY_RELEASE_ID '$DEPLOY_RELEASE_ID'"
 [[ -r "$DEPLOY_ENV_FILE" ]] || die "environment file '$DEPLOY_ENV_FILE' not readable"
 command -v curl >/dev/null || die "curl is needed for the health gate"
 
@@ -117,11 +141,21 @@ else
   "$release/.venv/bin/pip" install --quiet --no-cache-dir "$release"
 fi
 
+# The release's own settings: the units read this file after /etc/storefront/env (it wins), and
+# through the current symlink, so a switch or a rollback brings the right release id along.
+cat >"$release/release.env" <<EOF
+# Written by deploy/scripts/deploy.sh for release $DEPLOY_RELEASE_NAME; read by the systemd units.
+STOREFRONT_RELEASE=$DEPLOY_RELEASE_ID
+EOF
+log "release id (STOREFRONT_RELEASE): $DEPLOY_RELEASE_ID"
+
 (
   cd "$release"
   set -a
   # shellcheck source=/dev/null
   . "$DEPLOY_ENV_FILE"
+  # shellcheck source=/dev/null
+  . "$release/release.env"
   set +a
   log "collectstatic"
   .venv/bin/storefront collectstatic --noinput --verbosity 0

@@ -63,6 +63,8 @@ def test_image_job_builds_the_dockerfile(workflow: dict[Any, Any]) -> None:
     assert build["with"]["context"] == "."
     assert build["with"]["tags"].startswith("${{ vars.REGISTRY }}/")
     assert MAIN_ONLY in build["with"]["push"]
+    # The image tags its Sentry events with the commit it was built from, like deploy.sh does.
+    assert build["with"]["build-args"] == "STOREFRONT_RELEASE=${{ github.sha }}"
     login = next(s for s in steps if s.get("uses", "").startswith("docker/login-action@"))
     assert login["with"] == {
         "registry": "${{ vars.REGISTRY }}",

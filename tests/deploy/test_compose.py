@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from conftest import skip_or_fail
+from harness import require_binary
 
 DOCKER_DIR = Path(__file__).resolve().parents[2] / "deploy" / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
@@ -443,3 +444,118 @@ def test_compose_nginx_config_passes_nginx_t(compose: dict[str, Any], tmp_path: 
     # or the healthcheck's Host 127.0.0.1 would get the welcome page's 404.
     storefront = (etc / "conf.d" / "storefront.conf").read_text()
     assert re.search(rf"listen {env['NGINX_LISTEN_HTTP']} default_server;", storefront)
+
+
+# --- docker-compose itself -----------------------------------------------------------------
+
+# Every compose file of the repository (its root and deploy/), with the profiles each offers.
+REPO = DOCKER_DIR.parents[1]
+COMPOSE_FILES = sorted(
+    path
+    for pattern in ("compose.y*ml", "docker-compose*.y*ml")
+    for path in (*REPO.glob(pattern), *(REPO / "deploy").rglob(pattern))
+)
+
+
+def _profiles(path: Path) -> list[str]:
+    found = {
+        p
+        for s in yaml.safe_load(path.read_text())["services"].values()
+        for p in s.get("profiles", [])
+    }
+    return sorted(found)
+
+
+def _compose_workdir(path: Path, tmp_path: Path) -> Path:
+    """A copy of `path`'s directory with .env made from its env.example as an operator would
+    (plus the password compose insists on), beside links to the deploy/ directories it names
+    with ../ (compose resolves them relative to the file)."""
+    workdir = tmp_path / path.parent.name
+    shutil.copytree(path.parent, workdir, ignore=shutil.ignore_patterns(".env"))
+    example = (path.parent / "env.example").read_text()
+    (workdir / ".env").write_text(
+        re.sub(r"^POSTGRES_PASSWORD=$", "POSTGRES_PASSWORD=example", example, flags=re.MULTILINE)
+    )
+    for sibling in path.parent.parent.iterdir():
+        if sibling.is_dir() and sibling != path.parent:
+            (tmp_path / sibling.name).symlink_to(sibling)
+    return workdir
+
+
+def _docker_compose(
+    workdir: Path, name: str, *args: str, **variables: str
+) -> subprocess.CompletedProcess[str]:
+    binary = require_binary("docker-compose", "docker-compose")
+    # Nothing from this shell: the project name and the rest come from .env alone.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "POSTGRES_"))}
+    env.pop("STOREFRONT_RELEASE", None)
+    return subprocess.run(
+        [binary, "-f", str(workdir / name), *args],
+        cwd=workdir,
+        env={**env, **variables},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_there_is_a_compose_file() -> None:
+    assert COMPOSE_FILE in COMPOSE_FILES
+
+
+@pytest.mark.parametrize("path", COMPOSE_FILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_installed_docker_compose_accepts_the_file(path: Path, tmp_path: Path) -> None:
+    """`docker-compose config -q` (Debian's compose 1.29, no engine needed) accepts the file
+    as the docs run it, with each of its profiles too; a top-level `name:` would be refused."""
+    assert "name" not in yaml.safe_load(path.read_text())
+    workdir = _compose_workdir(path, tmp_path)
+    for profiles in ([], *(["--profile", p] for p in _profiles(path))):
+        done = _docker_compose(workdir, path.name, *profiles, "config", "-q")
+        assert done.returncode == 0, (profiles, done.stderr)
+        assert done.stdout == ""
+
+
+def test_the_project_name_comes_from_the_env_file(tmp_path: Path) -> None:
+    """Without `name:`, compose names the project after COMPOSE_PROJECT_NAME in .env (else it
+    would be the directory's name, "docker"): volumes stay storefront_postgres-data & co."""
+    assert _env_example()["COMPOSE_PROJECT_NAME"] == "storefront"
+    workdir = _compose_workdir(COMPOSE_FILE, tmp_path)
+    binary = require_binary("docker-compose", "docker-compose")
+    done = _docker_compose(workdir, COMPOSE_FILE.name, "config")
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    if "name" in resolved:  # compose 2.x prints the project name it resolved
+        assert resolved["name"] == "storefront"
+        return
+    # compose 1.x does not print it: ask its own resolver, with the same interpreter.
+    interpreter = Path(binary).read_text(errors="replace").partition("\n")[0].removeprefix("#!")
+    asked = subprocess.run(
+        [*interpreter.split(), "-c",
+         "import sys; from compose.cli.command import get_project_name as name; "
+         "print(name(sys.argv[1]))", str(workdir)],
+        env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    assert asked.stdout.strip() == "storefront"
+
+
+def test_the_app_image_carries_the_release(tmp_path: Path) -> None:
+    """STOREFRONT_RELEASE from the shell reaches web, worker and beat as a build argument, and
+    the Dockerfile turns it into the image's environment (Sentry's release tag)."""
+    workdir = _compose_workdir(COMPOSE_FILE, tmp_path)
+    done = _docker_compose(workdir, COMPOSE_FILE.name, "config", STOREFRONT_RELEASE="0123abc")
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    for name in ("web", "worker", "beat"):
+        assert services[name]["build"]["args"] == {"STOREFRONT_RELEASE": "0123abc"}, name
+    unset = _docker_compose(workdir, COMPOSE_FILE.name, "config")
+    assert yaml.safe_load(unset.stdout)["services"]["web"]["build"]["args"] == {
+        "STOREFRONT_RELEASE": ""
+    }
+    runtime = (DOCKER_DIR / "Dockerfile").read_text().rpartition("\nFROM ")[2]
+    assert 'ARG STOREFRONT_RELEASE=""' in runtime
+    assert "ENV STOREFRONT_RELEASE=${STOREFRONT_RELEASE}" in runtime
+    # The .env must not hand the containers an empty one, which would hide the image's.
+    assert "STOREFRONT_RELEASE" not in _env_example()

@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from storefront.ops.errors import release_name
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY_SCRIPT = REPO / "deploy" / "scripts" / "deploy.sh"
+UNIT_DIR = REPO / "deploy" / "systemd"
+LIVE_ROOT = "/opt/storefront"
 
 pytestmark = pytest.mark.stack
 
@@ -102,6 +106,46 @@ def _reloads(root: Path) -> list[str]:
     return log.read_text().splitlines() if log.exists() else []
 
 
+def _unit_environment(unit: str, root: Path) -> dict[str, str]:
+    """What systemd would hand `unit` from its EnvironmentFile= lines, in order (a later file
+    wins), with /opt/storefront standing for `root`; a "-" file may be missing."""
+    environment: dict[str, str] = {}
+    for line in (UNIT_DIR / unit).read_text().splitlines():
+        if not line.startswith("EnvironmentFile="):
+            continue
+        path = line.removeprefix("EnvironmentFile=")
+        optional = path.startswith("-")
+        path = path.removeprefix("-")
+        if path.startswith(f"{LIVE_ROOT}/"):
+            path = str(root) + path.removeprefix(LIVE_ROOT)
+        elif path == "/etc/storefront/env":
+            path = str(root.parent / "env")  # the test's DEPLOY_ENV_FILE
+        if optional and not Path(path).exists():
+            continue
+        for assignment in Path(path).read_text().splitlines():
+            if assignment and not assignment.startswith("#") and "=" in assignment:
+                name, value = assignment.split("=", 1)
+                environment[name] = value
+    return environment
+
+
+def _sentry_release(root: Path) -> set[str]:
+    """The release every unit's Sentry events get (storefront/ops/errors.py), one per unit."""
+    return {release_name(_unit_environment(unit.name, root)) for unit in UNIT_DIR.glob("*.service")}
+
+
+def _source_commit() -> str:
+    git = ["git", "-C", str(REPO)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+    changes = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return commit.stdout.strip() + ("-dirty" if changes.stdout.strip() else "")
+
+
 def test_release_passes_the_health_gate(deploy_root: Path, readyz: ReadyzServer) -> None:
     result = _deploy(deploy_root, readyz, "20260101000000")
     assert result.returncode == 0, result.stderr
@@ -118,15 +162,45 @@ def test_release_passes_the_health_gate(deploy_root: Path, readyz: ReadyzServer)
     assert applied > 0  # migrate ran
     assert "gunicorn --check-config" in result.stderr
     assert "released 20260101000000" in result.stderr
+    # The checkout's commit (an export without .git: the release name) is the release id
+    # every unit tags its Sentry events with.
+    release_id = _source_commit() if (REPO / ".git").exists() else "20260101000000"
+    assert (release / "release.env").read_text().splitlines()[1:] == [
+        f"STOREFRONT_RELEASE={release_id}"
+    ]
+    assert _sentry_release(deploy_root) == {release_id}
+    assert f"release id (STOREFRONT_RELEASE): {release_id}" in result.stderr
+
+
+def test_release_id_without_git_is_the_release_name(
+    deploy_root: Path, readyz: ReadyzServer
+) -> None:
+    """A source without .git (here: a release, which never holds one) names itself."""
+    assert _deploy(deploy_root, readyz, "20260101000000").returncode == 0
+    first = deploy_root / "releases" / "20260101000000"
+    assert not (first / ".git").exists()
+    result = _deploy(deploy_root, readyz, "20260102000000", DEPLOY_SOURCE=str(first))
+    assert result.returncode == 0, result.stderr
+    assert _sentry_release(deploy_root) == {"20260102000000"}
+
+
+def test_refuses_a_release_id_sentry_would_refuse(deploy_root: Path, readyz: ReadyzServer) -> None:
+    result = _deploy(deploy_root, readyz, "20260101000000", DEPLOY_RELEASE_ID="v1/2 beta")
+    assert result.returncode == 1
+    assert "bad DEPLOY_RELEASE_ID 'v1/2 beta'" in result.stderr
+    assert not (deploy_root / "releases" / "20260101000000").exists()
+    assert _reloads(deploy_root) == []
 
 
 def test_failed_health_gate_rolls_back(deploy_root: Path, readyz: ReadyzServer) -> None:
-    assert _deploy(deploy_root, readyz, "20260101000000").returncode == 0
+    first = _deploy(deploy_root, readyz, "20260101000000", DEPLOY_RELEASE_ID="storefront@1.0")
+    assert first.returncode == 0
     good = str(deploy_root / "releases" / "20260101000000")
+    assert _sentry_release(deploy_root) == {"storefront@1.0"}
 
     readyz.status = 503
     readyz.probes = 0
-    result = _deploy(deploy_root, readyz, "20260102000000")
+    result = _deploy(deploy_root, readyz, "20260102000000", DEPLOY_RELEASE_ID="storefront@1.1")
 
     bad = str(deploy_root / "releases" / "20260102000000")
     assert result.returncode == 1
@@ -136,6 +210,9 @@ def test_failed_health_gate_rolls_back(deploy_root: Path, readyz: ReadyzServer) 
     assert readyz.probes == 3  # DEPLOY_HEALTH_RETRIES, then no more
     assert f"rolled back to {good}" in result.stderr
     assert Path(bad).is_dir()  # kept for inspection
+    # The units are back on the good release's id, along with its code.
+    assert (Path(bad) / "release.env").read_text().endswith("STOREFRONT_RELEASE=storefront@1.1\n")
+    assert _sentry_release(deploy_root) == {"storefront@1.0"}
 
 
 def test_refuses_a_release_name_that_exists(deploy_root: Path, readyz: ReadyzServer) -> None:

@@ -83,15 +83,38 @@ def _promtool(*args: str, cwd: Path = MONITORING) -> subprocess.CompletedProcess
     )
 
 
+def shipped_token_file() -> str:
+    """The bearer-token file of prometheus.yml's storefront job."""
+    config = yaml.safe_load(PROMETHEUS_YML.read_text())
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "storefront"]
+    return job["authorization"]["credentials_file"]
+
+
 def config_copy(directory: Path, token_file: Path) -> Path:
     """prometheus.yml and alerts.yml in `directory`, the bearer token file (which the compose
     entrypoint writes and `promtool check config` wants to exist) at `token_file`."""
     shutil.copy(ALERTS_YML, directory / "alerts.yml")
     text = PROMETHEUS_YML.read_text()
-    shipped = "/tmp/storefront-metrics-token"
-    assert shipped in text
+    shipped = shipped_token_file()
+    assert text.count(shipped) == 1
     (directory / "prometheus.yml").write_text(text.replace(shipped, str(token_file)))
     return directory / "prometheus.yml"
+
+
+def test_token_file_is_one_path_in_config_compose_and_docs() -> None:
+    """The path the docs tell operators, the one Prometheus reads and the one compose's
+    entrypoint writes (into the empty file its image made for the prometheus user) agree; and
+    it is no /tmp path, which Debian's prometheus.service makes private (PrivateTmp)."""
+    shipped = shipped_token_file()
+    assert shipped == "/etc/prometheus/storefront-metrics-token"
+    docs = (REPO_ROOT / "docs" / "monitoring.md").read_text()
+    documented = set(re.findall(r"credentials_file: (\S+)", docs))
+    assert documented == {shipped}
+    prometheus = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["prometheus"]
+    assert f'printf %s "$$STOREFRONT_METRICS_TOKEN" > {shipped} &&' in prometheus["entrypoint"][2]
+    assert prometheus["build"]["args"]["TOKEN_FILE"] == shipped
+    dockerfile = (MONITORING / "docker" / "Dockerfile").read_text()
+    assert 'install -m 0600 -o prometheus -g prometheus /dev/null "${TOKEN_FILE}"' in dockerfile
 
 
 def test_promtool_check_config(tmp_path: Path) -> None:
@@ -271,7 +294,10 @@ def test_compose_monitoring_profile() -> None:
         assert service["build"]["context"] == "../monitoring/docker"
         # Pinned to the upstream version the image tag names (Debian rebuilds still apply).
         version = service["image"].rpartition(":")[2].removesuffix("-bookworm")
-        assert service["build"]["args"] == {"PACKAGES": f"{package}={version}*"}
+        args = {"PACKAGES": f"{package}={version}*"}
+        if name == "prometheus":  # the image makes the bearer-token file (test above)
+            args["TOKEN_FILE"] = shipped_token_file()
+        assert service["build"]["args"] == args
         assert service["healthcheck"]["test"][:2] == ["CMD", "wget"], name
         assert "pull_policy" not in service
     dockerfile = (MONITORING / "docker" / "Dockerfile").read_text()
@@ -296,31 +322,29 @@ def test_compose_monitoring_profile() -> None:
 
 def test_docker_compose_config_validates(tmp_path: Path) -> None:
     """`docker-compose config` (compose v1, no engine needed) accepts the file with the
-    monitoring profile."""
+    monitoring profile, as shipped (the project name comes from .env)."""
     binary = shutil.which("docker-compose")
     if binary is None:
         skip_or_fail("docker-compose not installed (apt-get install docker-compose)")
     workdir = tmp_path / "docker"
     shutil.copytree(COMPOSE_FILE.parent, workdir, ignore=shutil.ignore_patterns(".env"))
     (workdir / ".env").write_text((COMPOSE_FILE.parent / "env.example").read_text())
-    # Compose v1 predates the top-level `name:` (v2 reads it): passed as -p instead.
-    text = COMPOSE_FILE.read_text()
-    assert text.count("\nname: storefront\n") == 1
-    (workdir / "compose.yaml").write_text(text.replace("\nname: storefront\n", "\n"))
     # compose resolves ../monitoring and ../nginx relative to the file: keep the layout.
     for sibling in ("monitoring", "nginx"):
         (tmp_path / sibling).symlink_to(REPO_ROOT / "deploy" / sibling)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "COMPOSE_"))}
     env["POSTGRES_PASSWORD"] = "example"
     done = subprocess.run(
-        [binary, "-p", "storefront", "-f", str(workdir / "compose.yaml"),
-         "--profile", "monitoring", "config"],
+        [binary, "-f", str(workdir / "compose.yaml"), "--profile", "monitoring", "config"],
         cwd=workdir, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)
     assert set(MONITORING_SERVICES) <= set(resolved["services"])
-    assert resolved["services"]["prometheus"]["build"]["args"] == {"PACKAGES": "prometheus=2.42.0*"}
+    assert resolved["services"]["prometheus"]["build"]["args"] == {
+        "PACKAGES": "prometheus=2.42.0*",
+        "TOKEN_FILE": shipped_token_file(),
+    }
     # $$ in the file: the container's shell, not compose, expands the token variable.
     assert '"$$STOREFRONT_METRICS_TOKEN"' in " ".join(
         resolved["services"]["prometheus"]["entrypoint"]

@@ -25,6 +25,8 @@ SERVICES = tuple(unit for unit in UNITS if unit.endswith(".service"))
 # test point at this checkout (whose .venv holds gunicorn) instead.
 LIVE_RELEASE = "/opt/storefront/current"
 EXPOSURE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d+)")
+# The site's settings, then the live release's id (deploy.sh writes it; a later file wins).
+ENVIRONMENT_FILES = ["/etc/storefront/env", f"-{LIVE_RELEASE}/release.env"]
 
 
 def _systemd_analyze() -> str:
@@ -99,7 +101,7 @@ def test_service_is_socket_activated_gunicorn_with_notify() -> None:
     assert service["ExecReload"] == ["/bin/kill -s HUP $MAINPID"]
     assert service["Restart"] == ["on-failure"]
     assert service["User"] == ["storefront"]
-    assert service["EnvironmentFile"] == ["/etc/storefront/env"]
+    assert service["EnvironmentFile"] == ENVIRONMENT_FILES
     assert socket["ListenStream"] == ["/run/storefront/gunicorn.sock"]
 
 
@@ -122,7 +124,7 @@ def test_celery_units_run_worker_and_beat_from_the_release() -> None:
     for unit in (worker, beat):
         assert unit["Restart"] == ["on-failure"]
         assert unit["User"] == ["storefront"]
-        assert unit["EnvironmentFile"] == ["/etc/storefront/env"]
+        assert unit["EnvironmentFile"] == ENVIRONMENT_FILES
         assert unit["KillSignal"] == ["SIGTERM"]  # Celery's warm shutdown
     # Running tasks may take up to the hard time limit (660 s) to finish on stop.
     assert int(worker["TimeoutStopSec"][0]) > 660
@@ -143,7 +145,7 @@ def test_services_run_production_settings_unless_the_env_file_says_otherwise(uni
     """Without STOREFRONT_ENV in /etc/storefront/env the units still run production; the env
     file can override it (EnvironmentFile= wins over Environment= in systemd)."""
     assert _environment(unit)["STOREFRONT_ENV"] == "production"
-    assert _directives(unit)["EnvironmentFile"] == ["/etc/storefront/env"]
+    assert _directives(unit)["EnvironmentFile"] == ENVIRONMENT_FILES
 
 
 def test_web_service_trusts_the_proxy_only_nginx_reaches_it() -> None:
