@@ -25,6 +25,7 @@ Responses carry ``X-Storefront-Cache: HIT|MISS|BYPASS`` (for tests and operators
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -32,6 +33,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import get_token
+from django.urls import Resolver404, resolve
 from django.utils.cache import patch_vary_headers
 from django.utils.encoding import escape_uri_path
 
@@ -132,45 +134,131 @@ def cache_anonymous_page(
     stored, so made-up query strings cannot fill the cache.
     """
 
+    spec = PageCacheSpec(
+        namespace=namespace,
+        timeout=timeout,
+        scopes=scopes,
+        honor_cache_control=honor_cache_control,
+        query_params=tuple(query_params) if query_params is not None else None,
+    )
+
     def decorator(view: View) -> View:
         @wraps(view)
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            if query_params is not None:
-                request.GET = canonical_query(request.GET, query_params)
-            if not is_cacheable_request(request) or (query_params is None and request.GET):
-                response = view(request, *args, **kwargs)
-                response[CACHE_HEADER] = "BYPASS"
-                return response
-            path, query = escape_uri_path(request.path), request.GET.urlencode()
-            # One round trip: the page and the version counters it depends on.
-            frozen, slot = caching.lookup(
-                namespace,
-                "page",
-                request.method == "HEAD",
-                f"{path}?{query}" if query else path,
-                scopes=scopes(request, *args, **kwargs) if scopes else (),
-            )
-            if frozen is not caching.MISSING:
-                response = _thaw(frozen)
-                response[CACHE_HEADER] = "HIT"
-            else:
-                setattr(request, _PLACEHOLDER_FLAG, True)
-                try:
-                    response = view(request, *args, **kwargs)
-                    if hasattr(response, "render") and not response.is_rendered:
-                        response.render()  # a TemplateResponse (class-based views)
-                finally:
-                    setattr(request, _PLACEHOLDER_FLAG, False)
-                if _is_storable(response, honor_cache_control=honor_cache_control):
-                    caching.store_in(slot, _freeze(response), timeout())
-                    response[CACHE_HEADER] = "MISS"
-                else:
-                    response[CACHE_HEADER] = "BYPASS"
-            if not response.streaming:
-                _fill_csrf(request, response)
-            patch_vary_headers(response, ["Cookie"])
-            return response
+            if request.method not in ("GET", "HEAD"):
+                return _respond(spec, view, request, *args, **kwargs)
+            # A read: the page's lookup and what the view caches read each counter once.
+            with caching.versions_snapshot():
+                return _respond(spec, view, request, *args, **kwargs)
 
+        # Found by CachedPageMiddleware through the URL resolver (wraps() carries it outwards).
+        wrapper.page_cache = spec  # type: ignore[attr-defined]
         return wrapper
 
     return decorator
+
+
+@dataclass(frozen=True)
+class PageCacheSpec:
+    """How one view's pages are cached (the arguments of `cache_anonymous_page`)."""
+
+    namespace: str
+    timeout: Callable[[], int]
+    scopes: Scopes | None
+    honor_cache_control: bool
+    query_params: tuple[str, ...] | None
+
+    def entry(self, request: HttpRequest, *args: Any, **kwargs: Any) -> tuple[str, list[str]]:
+        """The page's key text and scoped counters for this request (request.GET canonical)."""
+        path, query = escape_uri_path(request.path), request.GET.urlencode()
+        scopes = list(self.scopes(request, *args, **kwargs)) if self.scopes else []
+        return (f"{path}?{query}" if query else path), scopes
+
+    def lookup(self, request: HttpRequest, *args: Any, **kwargs: Any) -> tuple[Any, caching.Slot]:
+        """One round trip: the stored page (or caching.MISSING) and the version counters."""
+        text, scopes = self.entry(request, *args, **kwargs)
+        return caching.lookup(self.namespace, "page", request.method == "HEAD", text, scopes=scopes)
+
+
+# A lookup CachedPageMiddleware made and missed: the view's wrapper uses it, not a second one.
+_EARLY_LOOKUP = "_storefront_page_lookup"
+
+
+def _respond(
+    spec: PageCacheSpec, view: View, request: HttpRequest, *args: Any, **kwargs: Any
+) -> HttpResponse:
+    if spec.query_params is not None:
+        request.GET = canonical_query(request.GET, spec.query_params)
+    if not is_cacheable_request(request) or (spec.query_params is None and request.GET):
+        response = view(request, *args, **kwargs)
+        response[CACHE_HEADER] = "BYPASS"
+        return response
+    early = getattr(request, _EARLY_LOOKUP, None)
+    frozen, slot = early if early is not None else spec.lookup(request, *args, **kwargs)
+    if frozen is not caching.MISSING:
+        response = _thaw(frozen)
+        response[CACHE_HEADER] = "HIT"
+    else:
+        setattr(request, _PLACEHOLDER_FLAG, True)
+        try:
+            response = view(request, *args, **kwargs)
+            if hasattr(response, "render") and not response.is_rendered:
+                response.render()  # a TemplateResponse (class-based views)
+        finally:
+            setattr(request, _PLACEHOLDER_FLAG, False)
+        if _is_storable(response, honor_cache_control=spec.honor_cache_control):
+            caching.store_in(slot, _freeze(response), spec.timeout())
+            response[CACHE_HEADER] = "MISS"
+        else:
+            response[CACHE_HEADER] = "BYPASS"
+    if not response.streaming:
+        _fill_csrf(request, response)
+    patch_vary_headers(response, ["Cookie"])
+    return response
+
+
+class CachedPageMiddleware:
+    """Answers a cached page before the session, CSRF, authentication and message middleware.
+
+    For a GET/HEAD that carries no cookie and no Authorization header, those find nothing to do
+    (no session, no CSRF cookie to read, an anonymous user, no messages), so a page cached by
+    `cache_anonymous_page` can be answered as soon as the URL is resolved: one cache round trip
+    and the headers the middleware above this one add (security headers, X-Frame-Options,
+    metrics, request id). Pages that hold a CSRF placeholder are left to the view's wrapper,
+    which needs CsrfViewMiddleware to hand this client its token and cookie. A miss is handed
+    on with the lookup it made (the wrapper does not repeat it) and with the versions snapshot
+    open, so the page's cached parts reuse the counters it read.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if (
+            request.method not in ("GET", "HEAD")
+            or request.COOKIES
+            or "HTTP_AUTHORIZATION" in request.META
+        ):
+            return self.get_response(request)
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return self.get_response(request)
+        spec: PageCacheSpec | None = getattr(match.func, "page_cache", None)
+        if spec is None or (spec.query_params is None and request.GET):
+            return self.get_response(request)
+        request.get_host()  # an unknown Host: DisallowedHost (400), as without this shortcut
+        with caching.versions_snapshot():
+            if spec.query_params is not None:
+                request.GET = canonical_query(request.GET, spec.query_params)
+            frozen, slot = spec.lookup(request, *match.args, **match.kwargs)
+            if frozen is not caching.MISSING and CSRF_PLACEHOLDER.encode() not in frozen["content"]:
+                request.resolver_match = match  # for the metrics' view label
+                response = _thaw(frozen)
+                response[CACHE_HEADER] = "HIT"
+                patch_vary_headers(response, ["Cookie"])
+                # What CommonMiddleware (below) would add: gunicorn then need not chunk it.
+                response["Content-Length"] = str(len(response.content))
+                return response
+            setattr(request, _EARLY_LOOKUP, (frozen, slot))
+            return self.get_response(request)

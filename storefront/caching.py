@@ -32,7 +32,8 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -67,17 +68,75 @@ def _check(namespace: str) -> None:
         raise ValueError(f"unknown cache namespace {namespace!r}; one of {', '.join(NAMESPACES)}")
 
 
+# Counters already read while rendering one cached page (see `versions_snapshot`), and the
+# entries `prefetch` read ahead for it (_MISSING: known to be absent).
+_snapshot: ContextVar[dict[str, int] | None] = ContextVar("storefront_cache_versions", default=None)
+_prefetched: ContextVar[dict[str, Any] | None] = ContextVar("storefront_cache_ahead", default=None)
+
+
+@contextlib.contextmanager
+def versions_snapshot() -> Iterator[None]:
+    """Read each version counter at most once inside the block (one page being rendered).
+
+    The page-cache lookup reads ``global``, the namespace's and the page's scoped counters;
+    the cached queries and fragments the page then uses depend on the same counters, so they
+    reuse those values instead of a round trip each. A bump in this thread (a write on commit)
+    drops the counter from the snapshot; a bump by another process during the block is seen by
+    the next request, as it would be had it come a moment later.
+    """
+    if _snapshot.get() is not None:  # already inside one (the page's middleware opened it)
+        yield
+        return
+    token, ahead = _snapshot.set({}), _prefetched.set({})
+    try:
+        yield
+    finally:
+        _prefetched.reset(ahead)
+        _snapshot.reset(token)
+
+
+def prefetch(keys: Iterable[str]) -> None:
+    """Read these entries in one round trip for the `get`/`get_or_set` calls that follow.
+
+    Only inside `versions_snapshot` (elsewhere it does nothing): a page that knows which cached
+    queries it will use asks for all of them at once instead of one round trip each.
+    """
+    ahead = _prefetched.get()
+    if ahead is None:
+        return
+    wanted = [key for key in keys if key not in ahead]
+    if wanted:
+        found = cache.get_many(wanted)
+        ahead.update((key, found.get(key, _MISSING)) for key in wanted)
+
+
+def _cached(key: str) -> Any:
+    """The entry for `key` (or _MISSING), from what `prefetch` read if it read it."""
+    ahead = _prefetched.get()
+    if ahead is not None and key in ahead:
+        return ahead.pop(key)  # once: a later read (after a store) goes to the cache again
+    return cache.get(key, _MISSING)
+
+
 def versions(counters: Iterable[str], *, also: Iterable[str] = ()) -> dict[str, Any]:
     """Current value of each version counter (one round trip; missing ones are created).
 
     Keys in `also` are fetched in the same round trip and returned under their own names
-    when present (see `lookup`).
+    when present (see `lookup`). Inside `versions_snapshot`, counters read before are not read
+    again (no round trip at all when every counter is known and `also` is empty).
     """
     counters = list(counters)
-    keys = {_version_key(c): c for c in counters}
+    known = _snapshot.get()
+    result: dict[str, Any] = {}
+    if known is not None:
+        result.update((c, known[c]) for c in counters if c in known)
+        counters = [c for c in counters if c not in known]
     extra = list(also)
+    if not counters and not extra:
+        return result
+    keys = {_version_key(c): c for c in counters}
     found = cache.get_many([*keys, *extra])
-    result: dict[str, Any] = {key: found[key] for key in extra if key in found}
+    result.update((key, found[key]) for key in extra if key in found)
     for key, counter in keys.items():
         value = found.get(key)
         if value is None:
@@ -86,10 +145,15 @@ def versions(counters: Iterable[str], *, also: Iterable[str] = ()) -> dict[str, 
             if not cache.add(key, value, timeout=None):
                 value = cache.get(key, value)
         result[counter] = int(value)
+        if known is not None:
+            known[counter] = result[counter]
     return result
 
 
 def _bump(counter: str) -> None:
+    known = _snapshot.get()
+    if known is not None:
+        known.pop(counter, None)
     key = _version_key(counter)
     try:
         cache.incr(key)
@@ -146,18 +210,33 @@ def make_key(
     `scopes` are scoped counters the entry also depends on (``product:<slug>``, ``stock``,
     ``user:<id>``); `bucket_seconds` adds a time bucket. Long parts are hashed.
     """
+    [key] = make_keys(namespace, kind, [parts], scopes=scopes, bucket_seconds=bucket_seconds)
+    return key
+
+
+def make_keys(
+    namespace: str,
+    kind: str,
+    parts_of_each: Iterable[Sequence[object]],
+    *,
+    scopes: Iterable[str] = (),
+    bucket_seconds: int | None = None,
+) -> list[str]:
+    """`make_key` for several entries of one kind (one read of the versions for all)."""
     _check(namespace)
     scopes = list(scopes)
     current = versions(["global", f"ns:{namespace}", *scopes])
     generation = f"{settings.STOREFRONT_CACHE_VERSION}.{current['global']}"
     suffix = ".".join(str(current[s]) for s in [f"ns:{namespace}", *scopes])
-    text = ":".join(str(p) for p in parts)
-    if len(text) > 80:
-        text = hashlib.sha256(text.encode()).hexdigest()
-    key = f"g{generation}:{namespace}:{kind}:{text}:v{suffix}"
     if bucket_seconds:
-        key += f":t{time_bucket(bucket_seconds)}"
-    return key
+        suffix += f":t{time_bucket(bucket_seconds)}"
+    keys = []
+    for parts in parts_of_each:
+        text = ":".join(str(p) for p in parts)
+        if len(text) > 80:
+            text = hashlib.sha256(text.encode()).hexdigest()
+        keys.append(f"g{generation}:{namespace}:{kind}:{text}:v{suffix}")
+    return keys
 
 
 @dataclass(frozen=True)
@@ -200,7 +279,7 @@ def store_in(slot: Slot, value: Any, timeout: int) -> None:
 
 def get(namespace: str, key: str, default: Any = None) -> Any:
     """A cached value (counted as a hit or a miss for `namespace`)."""
-    value = cache.get(key, _MISSING)
+    value = _cached(key)
     record(namespace, hit=value is not _MISSING)
     return default if value is _MISSING else value
 
@@ -210,9 +289,22 @@ def store(key: str, value: Any, timeout: int) -> None:
     cache.set(key, value, timeout=timeout)
 
 
+def get_many(namespace: str, keys: Sequence[str]) -> dict[str, Any]:
+    """The cached values of these keys that exist, in one round trip (each counted)."""
+    found = cache.get_many(list(keys))
+    for key in keys:
+        record(namespace, hit=key in found)
+    return found
+
+
+def store_many(values: dict[str, Any], timeout: int) -> None:
+    """Store several entries (keys from `make_keys`) in one round trip."""
+    cache.set_many(values, timeout=timeout)
+
+
 def get_or_set(namespace: str, key: str, compute: Callable[[], T], timeout: int) -> T:
     """The cached value for `key`, computing and storing it on a miss (counted)."""
-    value = cache.get(key, _MISSING)
+    value = _cached(key)
     record(namespace, hit=value is not _MISSING)
     if value is _MISSING:
         value = compute()

@@ -217,6 +217,7 @@ def paginate(
     max_numbered_pages: int = MAX_NUMBERED_PAGES,
     jump_rows: int = 0,
     estimate_count: Callable[[], int | None] | None = None,
+    cached_count: Callable[[int, Callable[[], int]], int] | None = None,
 ) -> Page:
     """The page of `queryset` that `params` (a request's GET) asks for.
 
@@ -228,6 +229,8 @@ def paginate(
     `jump_rows` > 0 lets `?page=N` past the numbered pages through (see `_deep_page`); with 0
     such a page is a BadPageRequest. `estimate_count` (e.g. a cached `planner_row_estimate`) is
     asked only when more rows match than the numbered pages hold, for "about N" totals.
+    `cached_count(limit, compute)`, when given, answers the numbered pages' bounded COUNT
+    (`compute()` counts at most limit + 1 rows) from a cache of the caller's.
     """
     page_raw = _single(params, PAGE_PARAM)
     after = _single(params, AFTER_PARAM)
@@ -273,6 +276,7 @@ def paginate(
         number=number,
         max_numbered_pages=max_numbered_pages,
         estimate_count=estimate_count,
+        cached_count=cached_count,
     )
 
 
@@ -359,9 +363,14 @@ def _numbered_page(
     number: int,
     max_numbered_pages: int,
     estimate_count: Callable[[], int | None] | None,
+    cached_count: Callable[[int, Callable[[], int]], int] | None,
 ) -> Page:
     limit = max_numbered_pages * per_page
-    counted = _bounded_count(queryset, keyset, limit)
+
+    def count() -> int:
+        return _bounded_count(queryset, keyset, limit)
+
+    counted = cached_count(limit, count) if cached_count is not None else count()
     count = counted if counted <= limit else None
     pages = _last_page(counted, per_page) if count is not None else max_numbered_pages
     if number > pages:

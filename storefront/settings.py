@@ -96,14 +96,18 @@ MIDDLEWARE = [
     "storefront.ops.middleware.HealthProbeMiddleware",
     "storefront.ops.middleware.ProxyClientAddressMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Above CachedPageMiddleware, so the pages it answers carry X-Frame-Options too.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Serves hashed static files when no nginx sits in front (embedded mode, Docker without proxy).
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # A cached page for a request without cookies, before sessions, CSRF, auth and messages
+    # (storefront/cache_pages.py): they have nothing to do for it.
+    "storefront.cache_pages.CachedPageMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Answers a request axes flagged as locked out with 429 (storefront/accounts/lockout.py).
     "axes.middleware.AxesMiddleware",
     # Last: body-less 4xx get the site's error page, /api/ errors JSON (storefront/error_pages.py).

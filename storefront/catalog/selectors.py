@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -59,7 +60,7 @@ def category_list() -> list[Category]:
     """All categories by name (cached in the catalog namespace)."""
     return caching.get_or_set(
         "catalog",
-        caching.make_key("catalog", "categories"),
+        _categories_key(),
         lambda: list(Category.objects.only("id", "name", "slug", "parent_id").order_by("name")),
         settings.STOREFRONT_CACHE_TTL_QUERIES,
     )
@@ -77,6 +78,13 @@ def category_tree(*, categories: list[Category] | None = None) -> list[CategoryN
         for c in categories
         if c.parent_id is None
     ]
+
+
+def attach_categories(products: Iterable[Product], categories: list[Category]) -> None:
+    """Give each product its category object from `categories` (category_list), no query."""
+    by_id = {c.id: c for c in categories}
+    for product in products:
+        product.category = by_id[product.category_id]
 
 
 def category_with_descendant_ids(*, category: Category, categories: list[Category]) -> list[int]:
@@ -101,13 +109,20 @@ def product_listing(
     min_price: Decimal | None = None,
     max_price: Decimal | None = None,
     sort: str = "",
+    with_category: bool = True,
 ) -> QuerySet[Product]:
     """Active products for the listing page and the API, filtered and sorted.
 
     Search uses PostgreSQL full-text search (websearch syntax, answered from the GIN index)
-    and falls back to a case-insensitive substring match on other databases.
+    and falls back to a case-insensitive substring match on other databases. Without
+    `with_category` the category is not joined: the caller attaches it from the cached
+    category list (`attach_categories`), which costs less than the join.
     """
-    qs = Product.objects.active().select_related("category").only(*LISTING_FIELDS)
+    if with_category:
+        qs = Product.objects.active().select_related("category").only(*LISTING_FIELDS)
+    else:
+        own = [f for f in LISTING_FIELDS if "__" not in f]
+        qs = Product.objects.active().only(*own, "category_id")
     if category_ids:
         qs = qs.filter(category_id__in=category_ids)
     if min_price is not None:
@@ -127,23 +142,59 @@ def product_listing(
     return qs.order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["newest"]))
 
 
-def product_count_estimate(*, products: QuerySet[Product]) -> int | None:
+def listing_filters_key(
+    *, category: str = "", search: str = "", min_price: Decimal | None, max_price: Decimal | None
+) -> str:
+    """What a listing's row count depends on: its filters as the visitor gave them (the
+    category by slug), not its sort or page. Keys the cached counts below."""
+    return f"{category}|{search.strip()}|{min_price}|{max_price}"
+
+
+def _categories_key() -> str:
+    return caching.make_key("catalog", "categories")
+
+
+def _count_key(filters: str, limit: int) -> str:
+    return caching.make_key("catalog", "listing-count", limit, filters)
+
+
+def _estimate_key(filters: str) -> str:
+    return caching.make_key("catalog", "listing-estimate", filters)
+
+
+def listing_cache_keys(*, filters: str, count_limit: int) -> list[str]:
+    """The keys of the cached categories and counts a listing page reads (to prefetch them)."""
+    return [_categories_key(), _count_key(filters, count_limit), _estimate_key(filters)]
+
+
+def product_count_bounded(*, filters: str, limit: int, compute: Callable[[], int]) -> int:
+    """`compute()` (a COUNT of at most limit + 1 rows of the listing `filters` describes),
+    cached per filter set in the catalog namespace, which every product change bumps (a sale
+    changes stock, not which products are listed, so it leaves the count alone)."""
+    return caching.get_or_set(
+        "catalog", _count_key(filters, limit), compute, settings.STOREFRONT_CACHE_TTL_QUERIES
+    )
+
+
+def product_count_estimate(*, products: QuerySet[Product], filters: str) -> int | None:
     """About how many products a listing holds (PostgreSQL's planner estimate), or None.
 
     For listings longer than the numbered pages, whose exact COUNT would read every match.
-    Cached per filter set (the sort does not change the count) in the catalog namespace, so
-    product changes refresh it; elsewhere than PostgreSQL there is no estimate to cache.
+    Cached per filter set (`listing_filters_key`) in the catalog namespace, so product changes
+    refresh it; elsewhere than PostgreSQL there is no estimate to cache.
     """
     if connection.vendor != "postgresql":
         return None
-    unordered = products.order_by()
-    key = caching.make_key("catalog", "listing-estimate", str(unordered.values("pk").query))
     return caching.get_or_set(
         "catalog",
-        key,
-        lambda: pagination.planner_row_estimate(unordered),
+        _estimate_key(filters),
+        lambda: pagination.planner_row_estimate(products.order_by()),
         settings.STOREFRONT_CACHE_TTL_QUERIES,
     )
+
+
+def product_detail_key(*, slug: str) -> str:
+    return caching.make_key("catalog", "product", slug, scopes=[f"product:{slug}"])
 
 
 def product_detail(*, slug: str) -> Product:
@@ -151,7 +202,7 @@ def product_detail(*, slug: str) -> Product:
 
     Cached per product (catalog namespace + the product's own counter, which checkouts bump).
     """
-    key = caching.make_key("catalog", "product", slug, scopes=[f"product:{slug}"])
+    key = product_detail_key(slug=slug)
     product = caching.get("catalog", key)
     if product is None:
         product = Product.objects.active().select_related("category").get(slug=slug)

@@ -3,13 +3,14 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_safe
 
-from storefront import pagination
+from storefront import caching, pagination
 from storefront.cache_pages import cache_anonymous_page
-from storefront.catalog import selectors
+from storefront.catalog import fragments, selectors
 from storefront.catalog.forms import ProductFilterForm
-from storefront.catalog.models import Product
+from storefront.catalog.models import Category, Product
 
 
 def _pages_ttl() -> int:
@@ -37,16 +38,41 @@ LISTING_QUERY_PARAMS = (
 )
 def product_listing_page(request: HttpRequest) -> HttpResponse:
     form = ProductFilterForm(request.GET or None)
+    valid = not form.is_bound or form.is_valid()
+    data = form.cleaned_data if form.is_bound and valid else {}
+    filters = selectors.listing_filters_key(
+        category=data.get("category", ""),
+        search=data.get("q", ""),
+        min_price=data.get("min_price"),
+        max_price=data.get("max_price"),
+    )
+    # The categories, counts and menus this page uses, cached: one round trip for all.
+    selected = form["category"].value() or ""
+    caching.prefetch(
+        [
+            *selectors.listing_cache_keys(
+                filters=filters,
+                count_limit=pagination.MAX_NUMBERED_PAGES * settings.STOREFRONT_PAGE_SIZE,
+            ),
+            fragments.category_menus_key(selected=selected, current=selected if valid else ""),
+        ]
+    )
     categories = selectors.category_list()
+    category_tree = selectors.category_tree(categories=categories)
     context = {
         "form": form,
-        "category_tree": selectors.category_tree(categories=categories),
         "sort_labels": selectors.SORT_LABELS,
         "full_text": selectors.search_is_full_text(),
     }
-    if form.is_bound and not form.is_valid():
+
+    def menus(current: Category | None) -> dict[str, SafeString]:
+        return fragments.category_menus(
+            categories=categories, category_tree=category_tree, selected=selected, current=current
+        )
+
+    if not valid:
+        context["category_menus"] = menus(None)
         return render(request, "catalog/product_list.html", context, status=400)
-    data = form.cleaned_data if form.is_bound else {}
 
     category_ids, current_category = None, None
     if data.get("category"):
@@ -62,6 +88,7 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
         min_price=data.get("min_price"),
         max_price=data.get("max_price"),
         sort=data.get("sort", ""),
+        with_category=False,
     )
     try:
         page = pagination.paginate(
@@ -70,21 +97,28 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
             per_page=settings.STOREFRONT_PAGE_SIZE,
             # Bookmarked ?page=N past the numbered pages: redirected to their cursor page.
             jump_rows=pagination.MAX_JUMP_ROWS,
-            estimate_count=lambda: selectors.product_count_estimate(products=products),
+            estimate_count=lambda: selectors.product_count_estimate(
+                products=products, filters=filters
+            ),
+            cached_count=lambda limit, compute: selectors.product_count_bounded(
+                filters=filters, limit=limit, compute=compute
+            ),
         )
     except pagination.PageMoved as exc:
         return redirect(f"{request.path}{exc.url}")
     except pagination.BadPageRequest as exc:
-        return render(
-            request, "catalog/product_list.html", {**context, "page_error": str(exc)}, status=400
-        )
+        context.update(category_menus=menus(current_category), page_error=str(exc))
+        return render(request, "catalog/product_list.html", context, status=400)
     except pagination.PageNotFound as exc:
         raise Http404(str(exc)) from None
 
+    selectors.attach_categories(page.items, categories)
     context.update(
         page=page,
         products=page.items,
+        cards=fragments.product_cards(page.items),
         current_category=current_category,
+        category_menus=menus(current_category),
         search=data.get("q", ""),
     )
     return render(request, "catalog/product_list.html", context)
@@ -98,6 +132,10 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     query_params=(),  # no query parameter changes a product page
 )
 def product_detail_page(request: HttpRequest, slug: str) -> HttpResponse:
+    # The product and its related cards, cached: one round trip for both.
+    caching.prefetch(
+        [selectors.product_detail_key(slug=slug), fragments.related_cards_key(slug=slug)]
+    )
     try:
         product = selectors.product_detail(slug=slug)
     except Product.DoesNotExist:
@@ -107,7 +145,7 @@ def product_detail_page(request: HttpRequest, slug: str) -> HttpResponse:
         "catalog/product_detail.html",
         {
             "product": product,
-            "related": selectors.related_products(product=product),
+            "related_cards": fragments.related_cards(product=product),
             "max_quantity": min(product.stock, settings.STOREFRONT_MAX_LINE_QUANTITY),
         },
     )

@@ -1,0 +1,136 @@
+"""Cached catalog fragments (storefront/catalog/fragments.py) and the per-page versions snapshot
+and prefetch (storefront/caching.py): what a visitor sees stays right after every change.
+
+Signed-in visitors never get the cached page, so the fragments alone decide what they see:
+these tests look at the pages as a signed-in customer sees them, after warming the fragments.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from storefront import caching
+from storefront.catalog.services import update_product
+from storefront.orders.services import OrderItem, place_order
+from tests.factories import CategoryFactory, ProductFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def customer(client: Client) -> Client:
+    client.force_login(UserFactory())
+    return client
+
+
+def _body(client: Client, url: str) -> str:
+    response = client.get(url)
+    assert response.status_code == 200
+    assert response["X-Storefront-Cache"] == "BYPASS"  # signed in: rendered, not the page cache
+    return response.content.decode()
+
+
+def test_a_sale_into_the_low_range_shows_on_the_cached_card(
+    customer: Client, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.STOREFRONT_LOW_STOCK_THRESHOLD = 5
+    lamp = ProductFactory(name="Brass Lamp", stock=8)
+    assert "Only" not in _body(customer, "/products/")  # the card is cached now
+
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(user=UserFactory(), items=[OrderItem(product_id=lamp.pk, quantity=5)])
+    assert "Only 3 left" in _body(customer, "/products/")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(user=UserFactory(), items=[OrderItem(product_id=lamp.pk, quantity=3)])
+    assert "Sold out" in _body(customer, "/products/")
+
+
+def test_an_edited_product_and_a_renamed_category_show_everywhere(
+    customer: Client, django_capture_on_commit_callbacks
+) -> None:
+    tools = CategoryFactory(name="Tools", slug="tools")
+    shown = ProductFactory(name="Oak Mallet", category=tools, price=Decimal("12.00"))
+    other = ProductFactory(name="Ash Chisel", category=tools)
+    listing = f"/products/?category={tools.slug}"
+    assert "Oak Mallet" in _body(customer, listing)
+    assert "Oak Mallet" in _body(customer, f"/products/{other.slug}/")  # a related card
+
+    with django_capture_on_commit_callbacks(execute=True):
+        update_product(product=shown, name="Beech Mallet", price=Decimal("14.50"))
+    body = _body(customer, listing)
+    assert "Beech Mallet" in body and "$14.50" in body and "Oak Mallet" not in body
+    assert "Beech Mallet" in _body(customer, f"/products/{other.slug}/")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tools.name = "Hand Tools"
+        tools.save()
+    body = _body(customer, listing)
+    # The card's category line, the filter's option and the navigation.
+    assert body.count("Hand Tools") >= 3, body
+    assert ">Tools<" not in body
+
+
+def test_a_related_product_sold_out_shows_on_the_product_page(
+    customer: Client, settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.STOREFRONT_LOW_STOCK_THRESHOLD = 5
+    category = CategoryFactory()
+    page = ProductFactory(category=category, stock=50)
+    related = ProductFactory(category=category, name="Linen Apron", stock=2)
+    url = f"/products/{page.slug}/"
+    assert "Only 2 left" in _body(customer, url)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(user=UserFactory(), items=[OrderItem(product_id=related.pk, quantity=2)])
+    assert "Sold out" in _body(customer, url)
+
+
+@pytest.mark.parametrize("shown", [3, 24])
+def test_cards_are_read_in_one_lookup_each_and_rendered_once(customer: Client, shown: int) -> None:
+    ProductFactory.create_batch(shown)
+    assert _body(customer, "/products/").count('class="product-card"') == shown
+    caching.reset_stats()
+    assert _body(customer, "/products/").count('class="product-card"') == shown
+    # The categories, the count, the menus and every card: all found, nothing rendered again.
+    assert caching.stats()["catalog"] == {"hits": 3 + shown, "misses": 0, "hit_ratio": 1.0}
+
+
+def test_an_unknown_category_in_a_bad_query_selects_no_option(client: Client) -> None:
+    CategoryFactory(name="Garden", slug="garden")
+    response = client.get("/products/?category=nowhere&min_price=x")
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert 'value="garden">Garden</option>' in body
+    assert " selected>" not in body.split('id="id_category"')[1].split("</select>")[0]
+
+
+def test_the_snapshot_reads_each_counter_once_and_forgets_what_it_bumps() -> None:
+    from django.core.cache import cache
+
+    with caching.versions_snapshot():
+        first = caching.make_key("catalog", "page", "/")
+        # Another process bumps the namespace meanwhile: this page keeps what it started with.
+        cache.incr("ver:ns:catalog")
+        assert caching.make_key("catalog", "page", "/") == first
+        # A bump in this thread (its own write, committed): forgotten, so read again.
+        caching.bump_namespace("catalog")
+        after_own_bump = caching.make_key("catalog", "page", "/")
+    assert after_own_bump not in (first, caching.make_key("catalog", "page", "/", scopes=["x"]))
+    assert caching.make_key("catalog", "page", "/") == after_own_bump
+
+
+def test_prefetched_entries_are_used_once_then_read_again() -> None:
+    key = caching.make_key("catalog", "probe")
+    caching.store(key, "old", 60)
+    with caching.versions_snapshot():
+        caching.prefetch([key])
+        caching.store(key, "new", 60)  # written after the prefetch
+        assert caching.get("catalog", key) == "old"  # what the page read ahead
+        assert caching.get("catalog", key) == "new"  # later reads go to the cache
+    caching.prefetch([key])  # outside a snapshot: nothing is kept
+    caching.store(key, "newer", 60)
+    assert caching.get("catalog", key) == "newer"
