@@ -1,23 +1,48 @@
-# ruff: noqa: RUF005
-"""The comparisons measured over HTTP on one dataset's stack: servers, caches, page depth, N+1
-and gunicorn workers."""
+"""The comparisons measured over HTTP on one dataset's stacks: servers, caches, signed-in
+pages, checkout, worker memory, page depth, N+1 and gunicorn workers.
+
+Two stacks serve the main dataset, identical but for one setting: the *uncached* one
+(STOREFRONT_CACHE_TTL_PAGES=0, dataset.uncached_env: Django's page cache stores nothing, every
+request renders its page, X-Storefront-Cache: MISS on every repeat) for the uncached figures,
+and the *production* one (the page cache as deployed) for cache hits, signed-in pages and
+checkout. Each measures its own hello-world reference; every ratio is to the hello of the
+stack it was measured on.
+"""
 
 from __future__ import annotations
 
-from dataset import Dataset, inproc, start_nginx, start_pair
-from measure import Bench, ratio
+import json
+
+from checkout import run_checkout, signed_in_session
+from dataset import Dataset, inproc, start_nginx, start_pair, uncached_env
+from measure import Bench, get, ratio
+from memory import Driver, page_mix, worker_memory
 from modes import CORES
 
 import harness
 from harness import log
 
 PER_PAGE = 24
+MISS = {"X-Storefront-Cache": "MISS"}
+HIT = {"X-Storefront-Cache": "HIT"}
+# nginx answered from its microcache (UPDATING/STALE: a stored copy while one request refreshes).
+MICRO_HIT = {"X-Cache-Status": ("HIT", "UPDATING", "STALE")}
+METHOD_UNCACHED = (
+    "a second gunicorn (and nginx) on the same database started with "
+    "STOREFRONT_CACHE_TTL_PAGES=0 and a cache key prefix of its own: Django's page cache stores "
+    "nothing (caching.store_in with timeout 0 is django-redis' set(timeout=0), which deletes the "
+    "key) and finds nothing another stack stored, so every request renders its page; the "
+    "probe's second GET of the same URL must answer X-Storefront-Cache: MISS, else the run "
+    "fails. The inner caches (category tree, counts, query results) keep their production "
+    "TTLs; the nginx microcache is off"
+)
 
 
 def compare_servers(
     b: Bench, ds: Dataset, g: harness.Server, n: harness.Server, static: str
 ) -> dict:
-    """1. runserver vs gunicorn alone vs nginx → gunicorn: hello, a static file, the listing."""
+    """1. runserver vs gunicorn alone vs nginx → gunicorn: hello, a static file, the uncached
+    listing (the uncached stack), and what counting statuses in wrk's Lua costs."""
     out: dict = {}
     for server_label, url, servers in (("gunicorn", g.url, [g]), ("nginx→gunicorn", n.url, [n, g])):
         out[server_label] = {
@@ -27,16 +52,34 @@ def compare_servers(
                 f"{server_label} listing (uncached)",
                 f"{url}/products/",
                 servers=servers,
-                unique=True,
+                expect_headers=MISS,
             ),
         }
-    r = harness.start_runserver(ds.env, ds.workdir / "runserver.log")
+    # The same static run without report.lua's response(): what counting statuses costs wrk.
+    uncounted = b.wrk(
+        "nginx static, statuses not counted (cost check only)",
+        f"{n.url}{static}",
+        servers=[n],
+        count_status=False,
+    )
+    counted = out["nginx→gunicorn"]["static"]
+    out["status_counting"] = {
+        "counted": counted,
+        "uncounted": uncounted,
+        "cost": round(1 - counted["rps"] / uncounted["rps"], 3)
+        if counted.get("rps") and uncounted.get("rps")
+        else None,
+    }
+    r = harness.start_runserver({**ds.env, **uncached_env(ds)}, ds.workdir / "runserver.log")
     try:
         out["runserver"] = {
             "hello": b.wrk("runserver hello", f"{r.url}/__bench__/hello/", servers=[r]),
             "static": b.wrk("runserver static", f"{r.url}{static}", servers=[r]),
             "listing_uncached": b.wrk(
-                "runserver listing (uncached)", f"{r.url}/products/", servers=[r], unique=True
+                "runserver listing (uncached)",
+                f"{r.url}/products/",
+                servers=[r],
+                expect_headers=MISS,
             ),
         }
     finally:
@@ -49,77 +92,211 @@ def compare_servers(
             "listing_vs_nginx_hello": ratio(v["listing_uncached"], ref["hello"]),
         }
         for server, v in out.items()
-        if server != "ratios"
+        if server in ("gunicorn", "nginx→gunicorn", "runserver")
     }
     return out
 
 
-def compare_cache(b: Bench, ds: Dataset, g: harness.Server, n: harness.Server, refs: dict) -> dict:
-    """2. listing uncached (unique query string per request) vs app-cache hit vs microcache hit."""
-    out: dict = {
-        "method_uncached": (
-            "every request has a unique query string (bench_nonce=<run>-<n>, wrk Lua script), so "
-            "Django's page cache (keyed on the full query string) misses every time and stores "
-            "the page; the nginx microcache is off for this run"
+def compare_uncached(
+    b: Bench, g: harness.Server, n: harness.Server, servers: dict, slug: str
+) -> dict:
+    """2a. The uncached pages on the uncached stack: listing (from 1.) and a product page."""
+    return {
+        "method": METHOD_UNCACHED,
+        "hello": servers["nginx→gunicorn"]["hello"],
+        "listing": servers["nginx→gunicorn"]["listing_uncached"],
+        "product": b.wrk(
+            "product page (uncached)",
+            f"{n.url}/products/{slug}/",
+            servers=[n, g],
+            expect_headers=MISS,
         ),
-        "uncached": refs["listing_uncached"],
-        "app_hit": b.wrk("listing app-cache hit", f"{n.url}/products/", servers=[n, g]),
     }
-    out["app_hit_confirmed"] = out["app_hit"]["probe"]["x_storefront_cache"] == "HIT"
+
+
+def compare_cached(
+    b: Bench,
+    ds: Dataset,
+    g: harness.Server,
+    n: harness.Server,
+    static: str,
+    slug: str,
+    session: dict,
+) -> dict:
+    """2b. On the production stack: its own hello and static references, app-cache hits
+    (listing and product), the signed-in listing, and the nginx microcache."""
+    out: dict = {
+        "hello": b.wrk("hello (production stack)", f"{n.url}/__bench__/hello/", servers=[n, g]),
+        "static": b.wrk("static file (production stack)", f"{n.url}{static}", servers=[n]),
+        "listing_hit": b.wrk(
+            "listing app-cache hit", f"{n.url}/products/", servers=[n, g], expect_headers=HIT
+        ),
+        "product_hit": b.wrk(
+            "product page app-cache hit",
+            f"{n.url}/products/{slug}/",
+            servers=[n, g],
+            expect_headers=HIT,
+        ),
+        "signed_in": b.wrk(
+            f"signed-in listing ({session['username']}, cart of {session['cart_items']})",
+            f"{n.url}/products/",
+            servers=[n, g],
+            headers={"Cookie": session["cookie"]},
+            expect_headers={"X-Storefront-Cache": "BYPASS"},
+            expect_body=session["badge"],
+        ),
+        "signed_in_method": (
+            f"seeded shopper {session['username']} logged in once through nginx (login form "
+            f"GET, then POST with its CSRF token), {session['cart_items']} products added to the "
+            "cart by POST; wrk sends that browser's Cookie header (session and CSRF cookies). "
+            f"The probe must show the cart badge ({session['badge'].decode()}) and "
+            "X-Storefront-Cache: BYPASS (a session is never served from the page cache)"
+        ),
+    }
     # The microcache: another nginx, NGINX_MICROCACHE=on, in front of the same gunicorn.
     try:
         m = start_nginx(ds, g, "micro", "on")
     except Exception as exc:
-        out["micro_hit"] = {
-            "available": False,
-            "reason": f"nginx with NGINX_MICROCACHE=on: {exc}"[:400],
-        }
+        b.fail("nginx microcache", [f"nginx with NGINX_MICROCACHE=on did not start: {exc}"[:400]])
         return out
     try:
-        harness.fetch(f"{m.url}/products/")
-        _, headers, _ = harness.fetch(f"{m.url}/products/")
-        if "X-Cache-Status" not in headers:
-            out["micro_hit"] = {
-                "available": False,
-                "reason": "not available in this build: no X-Cache-Status header from nginx",
-            }
-        else:
-            out["static_micro_nginx"] = b.wrk(
-                "nginx static (microcache nginx)", f"{m.url}{refs['static_path']}", servers=[m]
-            )
-            out["micro_hit"] = b.wrk(
-                "listing nginx microcache hit", f"{m.url}/products/", servers=[m, g]
-            )
-            out["micro_hit"]["available"] = out["micro_hit"]["probe"]["x_cache_status"] in {
-                "HIT",
-                "UPDATING",
-                "STALE",
-            }
+        out["static_micro_nginx"] = b.wrk(
+            "static file (microcache nginx)", f"{m.url}{static}", servers=[m]
+        )
+        out["micro_hit"] = b.wrk(
+            "listing nginx microcache hit",
+            f"{m.url}/products/",
+            servers=[m, g],
+            expect_headers=MICRO_HIT,
+        )
     finally:
         m.stop()
     return out
 
 
+def compare_checkout(b: Bench, ds: Dataset, n: harness.Server, shop: dict) -> dict:
+    """3. Orders per second with concurrent buyers through nginx, on PostgreSQL; then the
+    database is read back: every unit sold is a unit of stock gone, none below zero."""
+    cfg = b.cfg["checkout"]
+    label = f"checkout: {cfg['buyers']} buyers × {cfg['orders']} orders"
+    stock_before = {str(p["id"]): p["stock"] for p in [shop["hot"], *shop["pool"]] if p}
+    try:
+        out = run_checkout(
+            n.url,
+            buyers=shop["buyers"],
+            password=shop["password"],
+            hot=shop["hot"],
+            pool=shop["pool"],
+            orders_per_buyer=cfg["orders"],
+        )
+        out["verify"] = inproc(
+            ds,
+            [
+                "checkout-verify",
+                "--after-order",
+                str(shop["max_order_id"]),
+                "--stock",
+                json.dumps(stock_before),
+            ],
+        )
+    except Exception as exc:
+        b.fail(label, [f"{type(exc).__name__}: {exc}"[:500]])
+        return {"label": label, "error": str(exc)[:500]}
+    out["label"] = label
+    out["hot"] = shop["hot"]
+    v = out["verify"]
+    problems = []
+    if out["unexpected"]:
+        problems.append(f"{out['unexpected']} unexpected answers: {out['errors'][:5]}")
+    if not out["placed"]:
+        problems.append("no order placed")
+    if v["orders"] != out["placed"]:
+        problems.append(f"{out['placed']} orders placed over HTTP, {v['orders']} in the database")
+    if v["oversold"] or v["unexpected_products"]:
+        problems.append(
+            f"oversold: {v['oversold']}; lines for unexpected products {v['unexpected_products']}"
+        )
+    out["oversold"] = len(v["oversold"])
+    out["ok"] = not problems
+    out["problems"] = problems
+    if problems:
+        b.fail(label, problems)
+    log(
+        f"  {label}: {out['placed']} placed, {out['refused_sold_out']} refused (sold out), "
+        f"{out['orders_per_s']} orders/s, checkout POST p95 {out['checkout_p95_ms']} ms, "
+        f"oversold {out['oversold']}"
+    )
+    return out
+
+
+def compare_memory(b: Bench, ds: Dataset, shop: dict, cookie: str | None) -> dict:
+    """4. RSS of one gunicorn worker after 100 requests of a page mix and after many more."""
+    checkpoints = b.cfg["memory_checkpoints"]
+    label = f"worker memory after {checkpoints[0]:,} and {checkpoints[-1]:,} requests"
+    g = harness.serve_gunicorn(
+        ds.env, ds.workdir / "memory-gunicorn.log", workers=1, extra_env=uncached_env(ds)
+    )
+    try:
+        pids = g.pids()
+        if len(pids) != 1:
+            b.fail(label, [f"expected one worker process, found {pids}"])
+            return {}
+        mix = page_mix(shop, cookie)
+        driver = Driver(g.url, mix, threads=2)
+        points = []
+        done = 0
+        for target in checkpoints:
+            driver.run(target - done)
+            done = target
+            points.append({"requests": done, **worker_memory(pids[0])})
+            log(f"  memory after {done:,} requests: {points[-1]}")
+        if g.pids() != pids:
+            b.fail(label, ["the worker was replaced during the run"])
+    finally:
+        g.stop()
+    first, last = points[0], points[-1]
+    out = {
+        "label": label,
+        "mix_paths": len(mix),
+        "mix_sample": [p for p, _ in mix[:12]],
+        "points": points,
+        "statuses": driver.statuses,
+        "cache_headers": driver.cache_headers,
+        "rss_ratio": round(last["rss_mb"] / first["rss_mb"], 3),
+        "uss_ratio": round(last["uss_mb"] / first["uss_mb"], 3),
+    }
+    problems = []
+    if set(driver.statuses) != {"2xx"}:
+        problems.append(f"non-2xx answers: {driver.statuses}; {driver.failures[:5]}")
+    out["ok"] = not problems
+    out["problems"] = problems
+    if problems:
+        b.fail(label, problems)
+    return out
+
+
 def compare_depth(b: Bench, ds: Dataset, g: harness.Server, n: harness.Server) -> dict:
-    """4. page depth: offset (?page=N) vs keyset (?after=cursor), over HTTP and in-process."""
+    """5. page depth: offset (?page=N) vs keyset (?after=cursor), over HTTP (uncached stack)
+    and in-process."""
     depths = b.cfg["depths"]
     products = ds.counts.get("products", 0)
     out: dict = {"products": products, "http": {}, "notes": []}
     cursors = inproc(ds, ["cursors", *map(str, depths)])
     out["http"]["page 1"] = b.wrk(
-        "listing page 1", f"{n.url}/products/", servers=[n, g], unique=True
+        "listing page 1", f"{n.url}/products/", servers=[n, g], expect_headers=MISS
     )
     for depth in depths:
         if depth == 1:
             continue
-        status, _, _ = harness.fetch(f"{n.url}/products/?page={depth}")
+        # Not followed: a redirect (?page=N past the numbered pages) is not that page.
+        status, _, _ = get(f"{n.url}/products/?page={depth}")
         out.setdefault("offset_http_status", {})[str(depth)] = status
         if status == 200:
             out["http"][f"offset page {depth}"] = b.wrk(
                 f"listing ?page={depth}",
                 f"{n.url}/products/?page={depth}",
                 servers=[n, g],
-                unique=True,
+                expect_headers=MISS,
             )
         cursor = cursors["cursors"].get(str(depth))
         if cursor is None:
@@ -129,7 +306,7 @@ def compare_depth(b: Bench, ds: Dataset, g: harness.Server, n: harness.Server) -
             )
             continue
         url = f"{n.url}/products/?after={cursor}"
-        status, _, _ = harness.fetch(url)
+        status, _, _ = get(url)
         if status != 200:
             out["http"][f"keyset page {depth}"] = {
                 "available": False,
@@ -137,15 +314,16 @@ def compare_depth(b: Bench, ds: Dataset, g: harness.Server, n: harness.Server) -
             }
             continue
         out["http"][f"keyset page {depth}"] = b.wrk(
-            f"listing keyset page {depth}", url, servers=[n, g], unique=True
+            f"listing keyset page {depth}", url, servers=[n, g], expect_headers=MISS
         )
     bad = [d for d, s in out.get("offset_http_status", {}).items() if s != 200]
     if bad:
         out["notes"].append(
             "?page=N beyond the numbered pages answers "
             + ", ".join(f"{d}: HTTP {out['offset_http_status'][d]}" for d in bad)
-            + " in this build (numbered pages stop at 5, then ?after= cursors): offset at depth is "
-            "timed in-process instead (Django Paginator: COUNT + OFFSET/LIMIT)"
+            + " in this build (numbered pages stop at 5; a bookmarked ?page=N past them redirects "
+            "to its ?after= cursor page, which is measured as keyset): offset at depth is timed "
+            "in-process instead (Django Paginator: COUNT + OFFSET/LIMIT)"
         )
     return out
 
@@ -162,44 +340,106 @@ def compare_n_plus_one(b: Bench, g: harness.Server, n: harness.Server) -> dict:
     }
 
 
-def compare_workers(b: Bench, ds: Dataset, hello: dict) -> dict:
-    """7. gunicorn workers 1..2N+1 (sync) and worker classes (listing uncached, behind nginx)."""
-    configs = [("sync", w, 1) for w in b.cfg["workers"]]
-    configs += [
-        ("gthread", 2, 4),
-        ("gthread", CORES + 1, 4),
-        ("gevent", 2, 1),
-        ("gevent", 2 * CORES + 1, 1),
-    ]
-    if b.mode == "smoke":
-        configs = configs[:1] + [("gthread", 2, 4), ("gevent", 2, 1)]
+def worker_configs(mode: str, cores: int = CORES) -> list[tuple[str, int, int]]:
+    """(class, workers, threads) of the sweep: sync ×1, ×2, ×cores, ×(cores+1), ×(2×cores+1)
+    (each count once; cores+1 tells `cores` from `cores + 1` apart) and gthread 2 × 4 threads;
+    full mode every sync count from 1 to 2×cores+1; smoke only ×1 and the default."""
+    if mode == "full":
+        counts = list(range(1, 2 * cores + 2))
+    elif mode == "smoke":
+        counts = sorted({1, 2 * cores + 1})
+    else:
+        counts = sorted({1, 2, cores, cores + 1, 2 * cores + 1})
+    return [("sync", w, 1) for w in counts] + [("gthread", 2, 4)]
+
+
+def formulas(workers: int, cores: int = CORES) -> list[str]:
+    """The usual worker-count formulas that give `workers` on a machine with `cores` cores."""
+    candidates = {
+        "1": 1,
+        "2": 2,
+        "cores": cores,
+        "cores + 1": cores + 1,
+        "2 × cores": 2 * cores,
+        "2 × cores + 1": 2 * cores + 1,
+    }
+    return [name for name, value in candidates.items() if value == workers]
+
+
+def worker_finding(runs: list[dict], cores: int = CORES) -> dict:
+    """The best configuration per page, the default's (2 × cores + 1 sync) loss against it,
+    and the formulas matching the best sync count on the uncached listing."""
+    out: dict = {"cores": cores}
+    default = 2 * cores + 1
+    for page in ("listing", "hello"):
+        measured = [r for r in runs if r.get(page, {}).get("ok")]
+        if not measured:
+            continue
+        best = max(measured, key=lambda r: r[page]["rps"])
+        sync = [r for r in measured if r["worker_class"] == "sync"]
+        best_sync = max(sync, key=lambda r: r[page]["rps"]) if sync else None
+        dflt = next((r for r in sync if r["workers"] == default), None)
+        out[page] = {
+            "best": best["label"],
+            "best_rps": best[page]["rps"],
+            "best_sync": best_sync["label"] if best_sync else None,
+            "best_sync_workers": best_sync["workers"] if best_sync else None,
+            "default_rps": dflt[page]["rps"] if dflt else None,
+            "default_loss": round(1 - dflt[page]["rps"] / best[page]["rps"], 3) if dflt else None,
+        }
+    listing = out.get("listing")
+    if listing and listing["best_sync_workers"]:
+        out["formulas"] = formulas(listing["best_sync_workers"], cores)
+    return out
+
+
+def compare_workers(b: Bench, ds: Dataset) -> dict:
+    """7. gunicorn worker counts and classes: the uncached listing and hello behind nginx, one
+    uncached stack per configuration."""
     out: dict = {"runs": []}
-    for worker_class, workers, threads in configs:
+    for worker_class, workers, threads in worker_configs(b.mode):
         label = f"{worker_class} ×{workers}" + (f" ({threads} threads)" if threads > 1 else "")
         try:
             g, n = start_pair(
                 ds,
                 f"w-{worker_class}-{workers}",
+                uncached=True,
                 workers=workers,
                 worker_class=worker_class,
                 threads=threads,
             )
         except Exception as exc:
+            b.fail(f"workers {label}", [f"could not start: {str(exc)[-300:]}"])
             out["runs"].append({"label": label, "error": str(exc)[-500:]})
-            log(f"  {label}: could not start: {str(exc)[-300:]}")
             continue
         try:
-            run = b.wrk(
+            listing = b.wrk(
                 f"workers {label}: listing (uncached)",
                 f"{n.url}/products/",
                 servers=[n, g],
-                unique=True,
+                expect_headers=MISS,
             )
+            hello = b.wrk(f"workers {label}: hello", f"{n.url}/__bench__/hello/", servers=[n, g])
         finally:
             n.stop()
             g.stop()
-        run.update(
-            worker_class=worker_class, workers=workers, threads=threads, vs_hello=ratio(run, hello)
+        out["runs"].append(
+            {
+                "label": label,
+                "worker_class": worker_class,
+                "workers": workers,
+                "threads": threads,
+                "listing": listing,
+                "hello": hello,
+                "listing_vs_hello": ratio(listing, hello),
+            }
         )
-        out["runs"].append(run)
+    out["finding"] = worker_finding(out["runs"])
     return out
+
+
+def signed_in(n: harness.Server, shop: dict) -> dict:
+    """The signed-in shopper of the signed-in listing run (logged in through `n`)."""
+    return signed_in_session(
+        n.url, shop["signed_in"], shop["password"], [p["id"] for p in shop["pool"][:2]]
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -17,12 +18,42 @@ from harness import Database, log
 
 BENCH_DIR = Path(__file__).resolve().parent
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
-# nginx's per-address limits during the measurements (see start_nginx).
+# nginx's per-address limits during the measurements (see start_nginx): every request of the
+# load generator comes from 127.0.0.1.
 THROUGHPUT_LIMITS = {
-    "NGINX_RATE_GENERAL": "100000r/s",
+    "NGINX_RATE_AUTH": "100000r/s",
     "NGINX_RATE_API": "100000r/s",
+    "NGINX_RATE_GENERAL": "100000r/s",
     "NGINX_CONN_PER_IP": "10000",
 }
+# The limit_req bursts are fixed in deploy/nginx/templates/snippets/app.conf.template (40 for
+# pages): with nginx's clock cached per event-loop turn, more than `burst` requests from one
+# address within one millisecond are refused whatever the rate, which at tens of thousands of
+# req/s from wrk means 429s. The bench's rendered copy gets this burst instead.
+THROUGHPUT_BURST = 1_000_000
+# "Uncached" stacks: Django's page cache stores nothing (caching.store_in with timeout 0 is
+# django-redis' set(timeout=0), which deletes the key), so every request renders the page and
+# answers X-Storefront-Cache: MISS. The inner caches (category tree, counts, fragments) keep
+# their production TTLs. See uncached_env: a key prefix of their own as well.
+UNCACHED_ENV = {"STOREFRONT_CACHE_TTL_PAGES": "0"}
+
+
+def raise_bursts(prefix: Path) -> list[str]:
+    """Raise every limit_req burst of the rendered nginx in `prefix` to THROUGHPUT_BURST;
+    returns the rewritten lines. RuntimeError when there is none (the template changed)."""
+    changed: list[str] = []
+    confs = [*sorted((prefix / "snippets").glob("*.conf")), prefix / "conf.d" / "storefront.conf"]
+    for conf in confs:
+        if not conf.exists():
+            continue
+        text = conf.read_text()
+        new = re.sub(r"(limit_req\s+zone=\S+\s+)burst=\d+", rf"\g<1>burst={THROUGHPUT_BURST}", text)
+        if new != text:
+            changed += [line.strip() for line in new.splitlines() if "limit_req zone=" in line]
+            conf.write_text(new)
+    if not changed:
+        raise RuntimeError(f"no limit_req burst found to raise under {prefix}")
+    return changed
 
 
 class Dataset:
@@ -34,10 +65,23 @@ class Dataset:
         self.counts: dict = {}
 
 
+def uncached_env(ds: Dataset) -> dict[str, str]:
+    """The settings of an uncached stack on `ds`: UNCACHED_ENV, and a cache key prefix of its
+    own, so that a page the production stack stored (same database, same Redis) can never be
+    found by it; its sessions are still valid there (cached_db: read from the database)."""
+    return {
+        **UNCACHED_ENV,
+        "STOREFRONT_CACHE_KEY_PREFIX": ds.env["STOREFRONT_CACHE_KEY_PREFIX"] + "u",
+    }
+
+
 def start_pair(
-    ds: Dataset, name: str, *, microcache: str = "off", **gunicorn
+    ds: Dataset, name: str, *, microcache: str = "off", uncached: bool = False, **gunicorn
 ) -> tuple[harness.Server, harness.Server]:
-    """gunicorn (GUNICORN_* from the arguments) with nginx in front of it."""
+    """gunicorn (GUNICORN_* from the arguments) with nginx in front of it; `uncached`: the
+    page cache stores nothing (uncached_env)."""
+    if uncached:
+        gunicorn["extra_env"] = {**uncached_env(ds), **gunicorn.get("extra_env", {})}
     g = harness.serve_gunicorn(ds.env, ds.workdir / f"{name}-gunicorn.log", **gunicorn)
     try:
         n = start_nginx(ds, g, name, microcache)
@@ -48,15 +92,17 @@ def start_pair(
 
 
 def start_nginx(ds: Dataset, g: harness.Server, name: str, microcache: str) -> harness.Server:
-    """nginx in front of `g`. The per-address rate and connection limits are raised far above
-    what wrk sends (every request comes from 127.0.0.1): the benchmark measures throughput, not
-    the limiter, which would otherwise answer 429 to nearly everything."""
+    """nginx in front of `g`. The per-address rate and connection limits and the limit_req
+    bursts are raised far above what wrk sends (every request comes from 127.0.0.1): the
+    benchmark measures throughput, not the limiter, which would otherwise answer 429s. The
+    limiter itself stays in the path (same zones, same lookups per request)."""
     return harness.start_nginx(
         ds.workdir / f"nginx-{name}",
         [g.netloc],
         static_root=Path(ds.env["STATIC_ROOT"]),
         media_root=Path(ds.env["MEDIA_ROOT"]),
         variables={**THROUGHPUT_LIMITS, "NGINX_MICROCACHE": microcache},
+        edit=raise_bursts,
     )
 
 

@@ -1,8 +1,10 @@
-# ruff: noqa: E501, SIM108
+# ruff: noqa: E501
 """In-process measurements for `make bench`, run by bench/run.py against one seeded database.
 
     DATABASE_URL=... python bench/inproc.py cursors 100 1000 ...   # signed ?after= cursors
     DATABASE_URL=... python bench/inproc.py timings --calls 30 --depths 1 100 1000
+    DATABASE_URL=... python bench/inproc.py shop --buyers 8 --orders 200   # what the HTTP runs use
+    DATABASE_URL=... python bench/inproc.py checkout-verify --after-order ID --stock '{"12": 40}'
 
 Prints one JSON object on stdout. `timings` measures, each as N calls (after 2 warm-up calls)
 with p50/p95/mean in milliseconds:
@@ -191,6 +193,92 @@ def timings(calls: int, depths: list[int]) -> dict:
     return out
 
 
+def shop(buyers: int, orders: int, slugs: int = 200) -> dict:
+    """What the HTTP runs need from the seeded shop: a product page, pages for the memory mix,
+    seeded shoppers and their password, and the checkout's products.
+
+    Checkout: every order takes one unit of a *hot* product (all buyers contend for its row
+    lock) while it lasts, and one unit of a *pool* product. The hot product's stock is the
+    seeded one closest to 60 % of the orders, so it sells out during the run and the
+    no-oversell check means something; pool products have enough stock for every order."""
+    from django.db.models import F, Max
+    from django.db.models.functions import Abs
+
+    from storefront.catalog.models import Category
+    from storefront.orders.models import Order
+    from storefront.seeding.shoppers import SHOPPER_PASSWORD, seeded_shoppers
+
+    active = Product.objects.filter(is_active=True)
+    first = list(listing_queryset()[:1])
+    users = list(seeded_shoppers().order_by("username").values_list("username", flat=True))
+    if len(users) < buyers + 1:
+        raise SystemExit(f"{buyers + 1} seeded shoppers needed, the shop has {len(users)}")
+    target = max(3, orders * 6 // 10)
+    hot = (
+        active.filter(stock__gte=3)
+        .annotate(distance=Abs(F("stock") - target))
+        .order_by("distance", "id")
+        .values("id", "slug", "stock")
+        .first()
+    )
+    pool = list(
+        active.filter(stock__gte=max(20, orders // 10))
+        .exclude(id=hot["id"] if hot else None)
+        .order_by("-stock", "id")
+        .values("id", "slug", "stock")[:50]
+    )
+    words = [p.name.split()[0] for p in active.order_by("id")[:5]]
+    return {
+        "product_slug": first[0].slug if first else None,
+        "slugs": list(active.order_by("id").values_list("slug", flat=True)[:slugs]),
+        "categories": list(Category.objects.order_by("id").values_list("slug", flat=True)[:8]),
+        "search_words": words,
+        "password": SHOPPER_PASSWORD,
+        # The last shopper is the signed-in listing's; the first `buyers` check out.
+        "buyers": users[:buyers],
+        "signed_in": users[-1],
+        "hot": hot,
+        "pool": pool,
+        "max_order_id": Order.objects.aggregate(m=Max("id"))["m"] or 0,
+    }
+
+
+def checkout_verify(after_order: int, stock: dict[str, int]) -> dict:
+    """Read back what the checkout run did, from the database: orders placed after
+    `after_order`, units sold per product, and each product's stock now against its stock
+    before (`stock`). Oversold: a product whose stock went below zero or whose units sold are
+    not exactly what its stock lost, or an order line for a product not in `stock`."""
+    from django.db.models import Sum
+
+    from storefront.orders.models import Order, OrderLine
+
+    orders = Order.objects.filter(id__gt=after_order)
+    sold = dict(
+        OrderLine.objects.filter(order_id__gt=after_order)
+        .values_list("product_id")
+        .annotate(units=Sum("quantity"))
+        .values_list("product_id", "units")
+    )
+    now = dict(Product.objects.filter(id__in=[int(k) for k in stock]).values_list("id", "stock"))
+    rows, oversold = [], []
+    for key, before in stock.items():
+        pid = int(key)
+        units = sold.get(pid, 0)
+        row = {"product_id": pid, "before": before, "sold": units, "after": now.get(pid)}
+        rows.append(row)
+        if now.get(pid) is None or now[pid] < 0 or units > before or before - units != now[pid]:
+            oversold.append(row)
+    unexpected = sorted(set(sold) - {int(k) for k in stock})
+    return {
+        "orders": orders.count(),
+        "order_lines": OrderLine.objects.filter(order_id__gt=after_order).count(),
+        "units": sum(sold.values()),
+        "products": rows,
+        "oversold": oversold,
+        "unexpected_products": unexpected,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -199,9 +287,19 @@ def main() -> None:
     t = sub.add_parser("timings")
     t.add_argument("--calls", type=int, default=30)
     t.add_argument("--depths", type=int, nargs="+", default=[1, 100, 10_000])
+    sh = sub.add_parser("shop")
+    sh.add_argument("--buyers", type=int, default=4)
+    sh.add_argument("--orders", type=int, default=20)
+    v = sub.add_parser("checkout-verify")
+    v.add_argument("--after-order", type=int, required=True)
+    v.add_argument("--stock", required=True, help="JSON: product id -> stock before the run")
     args = parser.parse_args()
     if args.command == "cursors":
         result = cursors(args.depths)
+    elif args.command == "shop":
+        result = shop(args.buyers, args.orders)
+    elif args.command == "checkout-verify":
+        result = checkout_verify(args.after_order, json.loads(args.stock))
     else:
         result = timings(args.calls, args.depths)
     print(json.dumps(result))

@@ -1,17 +1,28 @@
 # ruff: noqa: SIM105
 """One measured load run: wrk for a fixed time against one URL while the CPU and RSS of every
-server process are sampled, and the ratios between runs."""
+server process are sampled, and the ratios between runs.
+
+Only 2xx answers are served pages. bench/lua/report.lua counts every response by status
+class; a run's req/s is its 2xx responses per second, and a run that saw any other status
+(a 429 of nginx's limiter, a redirect, a 5xx) or a socket error is *failed*: it is never used
+as a figure (`ratio` gives None), the report names it with its status counts, and bench/run.py
+exits non-zero. A probe before the run (two plain GETs, redirects not followed) records the
+status and cache headers; a run whose probe does not show what the run claims to measure (e.g.
+`X-Storefront-Cache: MISS` on a repeated request for an "uncached" run) fails the same way.
+"""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import shutil
 import subprocess
 import threading
-import time
+from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from modes import MODES
 
@@ -20,6 +31,10 @@ from harness import log
 
 LUA = Path(__file__).resolve().parent / "lua" / "report.lua"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx", "other")
+SOCKET_ERRORS = ("connect", "read", "write", "timeout")
+# Probe headers recorded with every run (and the keys they are stored under).
+PROBE_HEADERS = {"X-Storefront-Cache": "x_storefront_cache", "X-Cache-Status": "x_cache_status"}
 
 
 class Sampler:
@@ -84,12 +99,102 @@ class Sampler:
         return {"by_kind": by_kind, "per_process": per_process}
 
 
+def get(url: str, headers: dict[str, str] | None = None, timeout: float = 30) -> tuple:
+    """One GET, redirects *not* followed (a 302 is a 302): status, headers, body."""
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request("GET", path or "/", headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def parse_wrk_output(stdout: str) -> dict | None:
+    """The BENCH_JSON line report.lua prints (None when there is none)."""
+    match = re.search(r"^BENCH_JSON (\{.*\})$", stdout, re.M)
+    return json.loads(match.group(1)) if match else None
+
+
+def run_problems(raw: dict) -> list[str]:
+    """Why a wrk run is not a valid throughput figure (empty: it is). Every response must be a
+    2xx, counted by class, with no socket error."""
+    problems = []
+    if not raw.get("status_counted"):
+        problems.append("statuses not counted (BENCH_COUNT_STATUS=0): not a figure")
+    statuses = {c: raw.get(f"status_{c}", 0) for c in STATUS_CLASSES}
+    non_2xx = {c: n for c, n in statuses.items() if c != "2xx" and n}
+    if non_2xx:
+        problems.append(
+            "non-2xx responses: " + ", ".join(f"{n:,} × {c}" for c, n in non_2xx.items())
+        )
+    if raw.get("err_status") and not statuses["4xx"] + statuses["5xx"] + statuses["other"]:
+        problems.append(f"wrk counted {raw['err_status']:,} statuses ≥ 400 the script did not")
+    errors = {k: raw.get(f"err_{k}", 0) for k in SOCKET_ERRORS}
+    if any(errors.values()):
+        problems.append("socket errors: " + ", ".join(f"{n:,} {k}" for k, n in errors.items() if n))
+    if raw.get("status_counted") and sum(statuses.values()) != raw["requests"]:
+        problems.append(
+            f"status counts add up to {sum(statuses.values()):,}, wrk completed "
+            f"{raw['requests']:,} responses"
+        )
+    if raw.get("status_counted") and not statuses["2xx"]:
+        problems.append("no 2xx response at all")
+    return problems
+
+
+def run_metrics(raw: dict) -> dict:
+    """The figures of one wrk run: req/s of 2xx responses only, latency percentiles (of every
+    response: a run with any other status fails anyway), status and socket-error counts."""
+    seconds = raw["duration_us"] / 1e6
+    statuses = {c: raw.get(f"status_{c}", 0) for c in STATUS_CLASSES}
+    # Without status counting (the cost check only) every response is counted: never a figure.
+    served = statuses["2xx"] if raw.get("status_counted") else raw["requests"]
+    return {
+        "rps": round(served / seconds, 1) if seconds > 0 else 0.0,
+        "responses": raw["requests"],
+        "seconds": round(seconds, 3),
+        "statuses": statuses,
+        "non_2xx": sum(n for c, n in statuses.items() if c != "2xx"),
+        "socket_errors": {k: raw.get(f"err_{k}", 0) for k in SOCKET_ERRORS},
+        "bytes": raw["bytes"],
+        "p50_ms": raw["p50_us"] / 1000,
+        "p90_ms": raw["p90_us"] / 1000,
+        "p95_ms": raw["p95_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+    }
+
+
+def _matches(value: str | None, expected: str | Iterable[str]) -> bool:
+    return value in ({expected} if isinstance(expected, str) else set(expected))
+
+
 class Bench:
     def __init__(self, mode: str, workdir: Path) -> None:
         self.mode = mode
         self.cfg = MODES[mode]
         self.workdir = workdir
         self.runs: list[dict] = []
+        # Measurements other than wrk runs that failed their own checks (checkout, memory).
+        self.other_failures: list[dict] = []
+
+    def fail(self, label: str, problems: list[str]) -> None:
+        """Record a failed measurement that is not a wrk run (the bench then exits non-zero)."""
+        self.other_failures.append({"label": label, "problems": problems})
+        log(f"  {label}: FAILED: {'; '.join(problems)}")
+
+    @property
+    def failures(self) -> list[dict]:
+        """Every failed run or measurement: label and its problems (the bench fails on any)."""
+        runs = [
+            {"label": r["label"], "problems": r["problems"], "statuses": r.get("statuses")}
+            for r in self.runs
+            if not r.get("ok") and not r.get("informational")
+        ]
+        return runs + self.other_failures
 
     def wrk(
         self,
@@ -97,23 +202,27 @@ class Bench:
         url: str,
         *,
         servers: list[harness.Server],
-        unique: bool = False,
         headers: dict[str, str] | None = None,
         duration: int | None = None,
+        expect_headers: dict[str, str | Iterable[str]] | None = None,
+        expect_body: bytes | None = None,
+        count_status: bool = True,
     ) -> dict:
-        """One bounded wrk run (after a short warm-up) with CPU/RSS sampling; returns metrics."""
+        """One bounded wrk run (after a short warm-up) with CPU/RSS sampling; returns metrics.
+
+        Two probes first (plain GETs, redirects not followed); the second must answer 2xx,
+        show `expect_headers` and contain `expect_body`, else the run fails. `count_status=False`
+        runs without report.lua's response() (only to measure what counting costs): such a
+        run is informational, never a figure."""
         duration = duration or self.cfg["duration"]
-        env = dict(os.environ, BENCH_UNIQUE="1" if unique else "0")
-        nonce = f"bench_nonce=probe-{time.monotonic_ns()}"
-        probe_url = url + (("&" if "?" in url else "?") + nonce if unique else "")
-        status, probe_headers, body = harness.fetch(probe_url, headers)
-        if not unique:  # a second look shows the steady state (cache filled by the first)
-            status, probe_headers, body = harness.fetch(url, headers)
+        env = dict(os.environ, BENCH_COUNT_STATUS="1" if count_status else "0")
+        probes = [get(url, headers) for _ in range(2)]
+        status, probe_headers, body = probes[-1]
         base = [WRK, "-t1", f"-c{self.cfg['connections']}", "--latency", "--timeout", "10s"]
         base += ["-s", str(LUA)]
         for name, value in (headers or {}).items():
             base += ["-H", f"{name}: {value}"]
-        subprocess.run(
+        warm = subprocess.run(
             [*base, f"-d{self.cfg['warmup']}s", url],
             env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
@@ -122,50 +231,67 @@ class Bench:
                 [*base, f"-d{duration}s", url],
                 env=env, capture_output=True, text=True, timeout=duration + 60, check=False,
             )  # fmt: skip
-        result = {
+        result: dict = {
             "label": label,
             "url": url,
-            "unique_urls": unique,
             "probe": {
                 "status": status,
                 "bytes": len(body),
-                "x_storefront_cache": probe_headers.get("X-Storefront-Cache"),
-                "x_cache_status": probe_headers.get("X-Cache-Status"),
+                **{key: probe_headers.get(h) for h, key in PROBE_HEADERS.items()},
+                "first": {
+                    "status": probes[0][0],
+                    **{key: probes[0][1].get(h) for h, key in PROBE_HEADERS.items()},
+                },
             },
             "resources": sampler.summary(),
         }
-        match = re.search(r"^BENCH_JSON (\{.*\})$", done.stdout, re.M)
-        rps = re.search(r"Requests/sec:\s+([\d.]+)", done.stdout)
-        if done.returncode != 0 or not match or not rps:
+        if not count_status:
+            result["informational"] = True
+        problems: list[str] = []
+        if not 200 <= status < 300:
+            problems.append(f"probe answered {status}")
+        for header, expected in (expect_headers or {}).items():
+            if not _matches(probe_headers.get(header), expected):
+                problems.append(
+                    f"probe: {header} is {probe_headers.get(header)!r}, expected {expected!r}"
+                )
+        if expect_body is not None and expect_body not in body:
+            problems.append(f"probe: body lacks {expect_body.decode(errors='replace')!r}")
+        warm_raw = parse_wrk_output(warm.stdout)
+        if warm_raw:
+            result["warmup_statuses"] = run_metrics(warm_raw)["statuses"]
+        raw = parse_wrk_output(done.stdout)
+        if done.returncode != 0 or raw is None:
             result["error"] = (done.stdout + done.stderr)[-1500:]
-            log(f"  {label}: wrk failed: {result['error'][-300:]}")
-            self.runs.append(result)
-            return result
-        raw = json.loads(match.group(1))
-        errors = sum(raw[k] for k in ("err_connect", "err_read", "err_write", "err_timeout"))
-        result.update(
-            rps=float(rps.group(1)),
-            requests=raw["requests"],
-            p50_ms=raw["p50_us"] / 1000,
-            p90_ms=raw["p90_us"] / 1000,
-            p95_ms=raw["p95_us"] / 1000,
-            p99_ms=raw["p99_us"] / 1000,
-            max_ms=raw["max_us"] / 1000,
-            socket_errors=errors,
-            non_2xx_3xx=raw["err_status"],
-            error_rate=round((errors + raw["err_status"]) / max(1, raw["requests"]), 4),
-        )
-        log(
-            f"  {label}: {result['rps']:.0f} req/s, p50 {result['p50_ms']:.1f} ms, "
-            f"p95 {result['p95_ms']:.1f} ms, errors {errors}+{raw['err_status']} "
-            f"(probe {status} {result['probe']['x_storefront_cache'] or ''}"
-            f"{result['probe']['x_cache_status'] or ''})"
-        )
+            problems.append(f"wrk failed: {result['error'][-300:]}")
+        else:
+            result.update(run_metrics(raw))
+            problems += run_problems(raw)
+        result["ok"] = not problems
+        result["problems"] = problems
+        if "rps" in result:
+            log(
+                f"  {label}: {result['rps']:.0f} req/s "
+                f"({'2xx' if count_status else 'all responses, statuses not counted'}), "
+                f"p50 {result['p50_ms']:.1f} ms, "
+                f"p95 {result['p95_ms']:.1f} ms, statuses "
+                + " ".join(f"{c}:{n}" for c, n in result["statuses"].items() if n)
+                + f" (probe {status} {result['probe']['x_storefront_cache'] or ''}"
+                f"{result['probe']['x_cache_status'] or ''})"
+                + ("" if result["ok"] or not count_status else f" FAILED: {'; '.join(problems)}")
+            )
+        else:
+            log(f"  {label}: FAILED: {'; '.join(problems)}")
         self.runs.append(result)
         return result
 
 
 def ratio(a: dict | None, b: dict | None, key: str = "rps") -> float | None:
-    if not a or not b or a.get(key) is None or not b.get(key):
+    """a[key] / b[key]; None when either is missing, failed (non-2xx, socket errors, a probe
+    that did not match) or informational."""
+    for run in (a, b):
+        if not run or run.get(key) is None or run.get("ok") is False or run.get("informational"):
+            return None
+    if not b[key]:
         return None
     return round(a[key] / b[key], 3)

@@ -1,4 +1,5 @@
-"""The benchmark's modes: data sizes, run lengths, connection and worker counts (`--mode`)."""
+"""The benchmark's modes: data sizes, run lengths, connections, checkout and memory sizes
+(`--mode`). The worker sweep's configurations: comparisons.worker_configs."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ MODES = {
         "datasets": [("2k", 2_000, 1_000, 20), ("5k", 5_000, 2_000, 20)],
         "main": "5k",
         "depths": [1, 100, 10_000],
-        "workers": [1, 2],
         "calls": 5,
+        # Concurrent buyers, orders each (checkout run).
+        "checkout": {"buyers": 4, "orders": 3},
+        # Worker RSS read after these many requests (the target compares last to first).
+        "memory_checkpoints": [100, 600],
     },
     "quick": {
         "duration": 5,
@@ -26,8 +30,9 @@ MODES = {
         "datasets": [("10k", 10_000, 20_000, 100), ("100k", 100_000, 200_000, 500)],
         "main": "100k",
         "depths": [1, 100, 1_000, 10_000],
-        "workers": sorted({1, 2, CORES, 2 * CORES + 1}),
         "calls": 30,
+        "checkout": {"buyers": 8, "orders": 25},
+        "memory_checkpoints": [100, 1_000, 5_000, 10_000],
     },
     "full": {
         "duration": 10,
@@ -40,7 +45,8 @@ MODES = {
         ],
         "main": "100k",
         "depths": [1, 100, 10_000],
-        "workers": list(range(1, 2 * CORES + 2)),
         "calls": 100,
+        "checkout": {"buyers": 16, "orders": 50},
+        "memory_checkpoints": [100, 1_000, 5_000, 10_000],
     },
 }

@@ -2,6 +2,13 @@
 """bench/REPORT.md and its PNG plots from one results JSON (bench/run.py calls this).
 
 .venv/bin/python bench/report.py bench/results/<timestamp>.json   # re-render a past run
+
+The report and plots are written next to the JSON's results/ directory (bench/ for
+bench/results/*.json, DIR for a `bench/run.py --out DIR` run).
+
+Throughput is 2xx responses per second only (bench/measure.py); a failed run (any other
+status, a socket error, a probe that does not show what the run measures) is shown as FAILED
+with its status counts, never with a rate, and never enters a ratio.
 """
 
 from __future__ import annotations
@@ -22,15 +29,38 @@ def _f(value, digits: int = 2, suffix: str = "") -> str:
     return f"{value}{suffix}"
 
 
+def _statuses(run: dict) -> str:
+    counts = run.get("statuses") or {}
+    text = ", ".join(f"{n:,} × {c}" for c, n in counts.items() if n) or "none"
+    errors = {k: n for k, n in (run.get("socket_errors") or {}).items() if n}
+    if errors:
+        text += "; socket errors " + ", ".join(f"{n:,} {k}" for k, n in errors.items())
+    return text
+
+
+def _probe(run: dict) -> str:
+    probe = run.get("probe") or {}
+    first = probe.get("first") or {}
+
+    def one(p: dict) -> str:
+        header = p.get("x_storefront_cache") or p.get("x_cache_status") or "—"
+        return f"{p.get('status')} {header}"
+
+    return f"{one(first)} → {one(probe)}" if first else one(probe)
+
+
 def _run_row(label: str, run: dict | None, ref: dict | None = None, ref_key: str = "rps") -> str:
     if not run:
         return f"| {label} | — | — | — | — | — | — | — |"
     if run.get("available") is False:
         return f"| {label} | {run.get('reason', 'not available')} | | | | | | |"
-    if "rps" not in run:
-        return f"| {label} | failed: {str(run.get('error', ''))[:80]} | | | | | | |"
+    if not run.get("ok") and not run.get("informational"):
+        return (
+            f"| {label} | **FAILED**: {'; '.join(run.get('problems', []))[:300]} | | "
+            f"{_statuses(run)} | | | | {_probe(run)} |"
+        )
     rel = ""
-    if ref and ref.get(ref_key):
+    if ref and ref.get(ref_key) and ref.get("ok", True) and run.get(ref_key) is not None:
         rel = f"{run[ref_key] / ref[ref_key]:.2f}"
     res = run.get("resources", {}).get("by_kind", {})
     cpu = ", ".join(f"{k} {v['cpu_pct']:.0f}%" for k, v in res.items())
@@ -39,14 +69,13 @@ def _run_row(label: str, run: dict | None, ref: dict | None = None, ref_key: str
     )
     return (
         f"| {label} | {run['rps']:,.0f} | {run['p50_ms']:.1f} / {run['p95_ms']:.1f} / "
-        f"{run['p99_ms']:.1f} | {run['error_rate'] * 100:.2f}% | {rel} | {cpu} | {rss} | "
-        f"{run['probe'].get('x_storefront_cache') or ''} {run['probe'].get('x_cache_status') or ''} |"
+        f"{run['p99_ms']:.1f} | {_statuses(run)} | {rel} | {cpu} | {rss} | {_probe(run)} |"
     )
 
 
 RUN_HEADER = (
-    "| run | req/s | p50 / p95 / p99 ms | errors | ratio | CPU (sum per kind) | RSS | cache headers |\n"
-    "|---|---:|---:|---:|---:|---|---|---|"
+    "| run | 2xx req/s | p50 / p95 / p99 ms | responses by status | ratio | CPU (sum per kind) | RSS | probe: 1st → 2nd GET (status, cache header) |\n"
+    "|---|---:|---:|---|---:|---|---|---|"
 )
 
 
@@ -62,45 +91,47 @@ def plots(results: dict, out_dir: Path) -> dict[str, Path]:
     summary = results.get("summary", {})
 
     # 1. headline ratios against their targets
-    from run import TARGETS
+    from targets import TARGETS, met
 
     names, values, goals, colours = [], [], [], []
-    for key, (op, goal, text) in TARGETS.items():
-        if key == "dashboard_p95_ms":
-            continue
+    for key, (op, goal, text, unit) in TARGETS.items():
         value = summary.get(key)
-        if value is None:
+        if value is None or unit != " ×":
             continue
         names.append(key.replace("_", " "))
         values.append(value)
         goals.append(goal)
-        ok = value >= goal if op == ">=" else value <= goal
-        colours.append("tab:green" if ok else "tab:red")
+        colours.append("tab:green" if met(key, value) else "tab:red")
     if values:
-        fig, ax = plt.subplots(figsize=(8, 4))
+        fig, ax = plt.subplots(figsize=(8, 4.5))
         ax.barh(names, values, color=colours)
         for i, goal in enumerate(goals):
             ax.plot([goal, goal], [i - 0.4, i + 0.4], color="black", linewidth=2)
         ax.set_xlabel("ratio (black tick: target)")
-        ax.set_title("Storefront bench: ratios to same-run references")
+        ax.set_title("Storefront bench: ratios to same-run references (2xx only)")
         fig.tight_layout()
         made["targets"] = out_dir / "targets.png"
         fig.savefig(made["targets"], dpi=80)
         plt.close(fig)
 
-    # 2. servers: req/s per server and page
+    # 2. servers: 2xx req/s per server and page
     servers = c.get("servers", {})
     if servers:
         kinds = ["hello", "static", "listing_uncached"]
-        labels = [s for s in servers if s != "ratios"]
+        labels = [s for s in ("runserver", "gunicorn", "nginx→gunicorn") if s in servers]
         fig, ax = plt.subplots(figsize=(8, 4))
-        width = 0.8 / len(labels)
+        width = 0.8 / max(1, len(labels))
         for i, server in enumerate(labels):
-            vals = [servers[server].get(k, {}).get("rps", 0) for k in kinds]
+            vals = [
+                (servers[server].get(k) or {}).get("rps", 0)
+                if (servers[server].get(k) or {}).get("ok")
+                else 0
+                for k in kinds
+            ]
             ax.bar([x + i * width for x in range(len(kinds))], vals, width, label=server)
         ax.set_xticks([x + width * (len(labels) - 1) / 2 for x in range(len(kinds))], kinds)
         ax.set_yscale("log")
-        ax.set_ylabel("requests/s (log)")
+        ax.set_ylabel("2xx requests/s (log)")
         ax.set_title("runserver vs gunicorn vs nginx → gunicorn")
         ax.legend()
         fig.tight_layout()
@@ -108,25 +139,29 @@ def plots(results: dict, out_dir: Path) -> dict[str, Path]:
         fig.savefig(made["servers"], dpi=80)
         plt.close(fig)
 
-    # 3. workers sweep
-    workers = [r for r in c.get("workers", {}).get("runs", []) if r.get("rps")]
+    # 3. workers sweep: uncached listing and hello per configuration
+    workers = [r for r in c.get("workers", {}).get("runs", []) if r.get("listing", {}).get("ok")]
     if workers:
-        fig, ax = plt.subplots(figsize=(8, 4))
-        labels = [r["label"].split(": ")[0].replace("workers ", "") for r in workers]
-        ax.bar(labels, [r["rps"] for r in workers], color="tab:blue")
-        ax2 = ax.twinx()
-        ax2.plot(labels, [r["p95_ms"] for r in workers], color="tab:red", marker="o")
-        ax.set_ylabel("req/s (bars)")
-        ax2.set_ylabel("p95 ms (line)", color="tab:red")
-        ax.set_title("uncached listing behind nginx: gunicorn workers and classes")
-        plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+        fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+        labels = [r["label"] for r in workers]
+        ax1.bar(labels, [r["listing"]["rps"] for r in workers], color="tab:blue")
+        ax1.set_title("uncached listing (2xx req/s)")
+        ax2.bar(
+            labels,
+            [r["hello"]["rps"] if r.get("hello", {}).get("ok") else 0 for r in workers],
+            color="tab:orange",
+        )
+        ax2.set_title("hello (2xx req/s)")
+        for ax in (ax1, ax2):
+            plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+        fig.suptitle("gunicorn workers and classes behind nginx")
         fig.tight_layout()
         made["workers"] = out_dir / "workers.png"
         fig.savefig(made["workers"], dpi=80)
         plt.close(fig)
 
     # 4. sizes and depth (p95)
-    sizes = c.get("sizes", {}).get("runs", {})
+    sizes = {k: v for k, v in c.get("sizes", {}).get("runs", {}).items() if v.get("ok")}
     depth = c.get("depth", {}).get("inproc", {})
     if sizes or depth:
         fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -162,14 +197,32 @@ def plots(results: dict, out_dir: Path) -> dict[str, Path]:
     return made
 
 
-def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], targets: dict) -> str:
+def markdown(
+    results: dict,
+    json_path: Path,
+    plot_paths: dict[str, Path],
+    targets: dict,
+    report_dir: Path = BENCH_DIR,
+) -> str:
+    from targets import met
+
     c = results.get("comparisons", {})
     s = results.get("summary", {})
     m = results.get("machine", {})
-    refs = c.get("references", {})
-    hello = refs.get("hello")
-    static = refs.get("static")
-    rel = lambda p: Path(p).resolve().relative_to(BENCH_DIR).as_posix()  # noqa: E731
+    unc = c.get("uncached", {})
+    cached = c.get("cached", {})
+    servers = c.get("servers", {})
+    report_dir = report_dir.resolve()
+
+    def rel(p: Path | str) -> str:
+        path = Path(p).resolve()
+        try:
+            return path.relative_to(report_dir).as_posix()
+        except ValueError:
+            return path.as_posix()
+
+    limits = results.get("nginx_limits", {})
+    counting = servers.get("status_counting", {})
     lines = [
         "# Storefront benchmark report",
         "",
@@ -184,44 +237,99 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
         "cores, so absolute figures are noisy; **every figure is judged as a ratio to a reference "
         "measured in the same run on the same stack**: a Django hello-world view "
         "(`/__bench__/hello/`, bench-only URLconf `bench/bench_urls.py`, default middleware) behind "
-        "the same nginx and gunicorn, and nginx serving a small static file "
-        f"(`{c.get('cache', {}).get('static_micro_nginx', {}).get('url', '').split('/static/')[-1] or 'site.css'}`).",
+        "the same nginx and gunicorn, and nginx serving a small static file (the site's "
+        "stylesheet).",
         "",
-        "Stack: gunicorn from `deploy/gunicorn.conf.py` (sync, 2 × cores + 1 = "
-        f"{2 * (m.get('cores') or 1) + 1} workers, max_requests off during runs) on a loopback TCP "
+        "**Only 2xx answers count.** wrk's Lua script (`bench/lua/report.lua`) counts every "
+        "response by status class; req/s is 2xx responses per second. A run with any other "
+        "status (a 429 of nginx's limiter, a redirect, a 5xx) or a socket error is **failed**: "
+        'it shows no rate, enters no ratio, is listed under "Failed runs" with its status '
+        "counts, and `make bench` exits non-zero. Each run is preceded by two plain GETs of its "
+        "URL (redirects not followed); the second must answer 2xx and show what the run claims "
+        "to measure (cache header, cart badge), else the run fails too. "
+        + (
+            f"Counting statuses makes wrk copy each response into Lua: on the nginx static run "
+            f"it cost {counting['cost'] * 100:.1f} % of the rate "
+            f"({counting['uncounted']['rps']:,.0f} req/s without counting, "
+            f"{counting['counted']['rps']:,.0f} with; the uncounted run is a cost check only). "
+            if counting.get("cost") is not None
+            else ""
+        ),
+        "",
+        "Stacks: gunicorn from `deploy/gunicorn.conf.py` (sync, 2 × cores + 1 = "
+        f"{2 * (m.get('cores') or 1) + 1} workers unless said, max_requests off) on a loopback TCP "
         "port; nginx rendered from `deploy/nginx` by `scripts/render_nginx.py` (dev profile, "
-        "upstream = that TCP port with keepalive, per-address rate and connection limits raised so "
-        "the limiter does not answer 429 to the load generator, microcache off unless said); "
-        "PostgreSQL throwaway databases `bench_*` seeded by `storefront seed`; Redis cache with "
-        "a key prefix of the run (deleted afterwards).",
+        "upstream = that port with keepalive, microcache off unless said). Every request of wrk "
+        "comes from 127.0.0.1, so the bench's nginx raises its per-address limits: "
+        + ", ".join(f"{k}={v}" for k, v in limits.items() if k != "limit_req burst")
+        + (
+            f", and every `limit_req ... burst=` of the rendered copy set to {limits['limit_req burst']:,} "
+            "(the template's fixed burst=40 refuses more than 40 requests from one address within "
+            "one millisecond of nginx's cached clock, whatever the rate); the limiter stays in the "
+            "path. "
+            if limits.get("limit_req burst")
+            else ". "
+        )
+        + "Two stacks per main dataset, identical but for the page cache: **uncached** "
+        "(`STOREFRONT_CACHE_TTL_PAGES=0`) and **production** (page cache as deployed). PostgreSQL "
+        "throwaway databases `bench_*` seeded by `storefront seed`; Redis cache with a key "
+        "prefix of the run (deleted afterwards).",
+    ]
+
+    failures = results.get("failures", [])
+    if failures:
+        lines += [
+            "",
+            "## Failed runs",
+            "",
+            f"**{len(failures)} run(s) or measurement(s) failed** — their figures are not used; "
+            "the bench exited non-zero.",
+            "",
+            "| run | why | responses by status |",
+            "|---|---|---|",
+        ]
+        for f in failures:
+            counts = f.get("statuses") or {}
+            status_text = ", ".join(f"{n:,} × {k}" for k, n in counts.items() if n) or "—"
+            lines.append(f"| {f['label']} | {'; '.join(f['problems'])[:400]} | {status_text} |")
+
+    lines += [
         "",
         "## Targets and where we stand",
         "",
         "| target | measured | goal | status |",
         "|---|---:|---:|---|",
     ]
+    checkout = c.get("checkout", {})
+    memory = c.get("memory", {})
     notes = {
         "p95_largest_vs_10k": f"at {s.get('p95_largest_label', '?')} products",
         "deep_vs_page1": f"{s.get('deep_label', '?')} (HTTP, keyset)",
         "dashboard_p95_ms": f"{(s.get('dashboard_orders') or 0):,} orders, in-process",
+        "checkout_p95_ms": (
+            f"{checkout.get('orders_per_s')} orders/s, {checkout.get('buyers')} buyers, "
+            f"{checkout.get('oversold')} oversold"
+        ),
+        "memory_rss_ratio": f"after {s.get('memory_requests') or 0:,} requests",
     }
-    for key, (op, goal, text) in targets.items():
+    for key, (op, goal, text, unit) in targets.items():
         value = s.get(key)
-        if value is None:
-            status = "not measured / not available in this build"
+        ok = met(key, value)
+        if ok is None:
+            status = "not measured (or its run failed)"
         else:
-            ok = value >= goal if op == ">=" else value <= goal
             status = "met" if ok else "**missed**"
             if key in notes:
                 status += f" ({notes[key]})"
-        unit = " ms" if key == "dashboard_p95_ms" else " ×"
-        lines.append(f"| {text} | {_f(value, 2, unit)} | {op} {goal}{unit} | {status} |")
-    if results["mode"] == "quick":
+        lines.append(
+            f"| {text} | {_f(value, 2, unit)} | {'≥' if op == '>=' else '≤'} {goal}{unit} | {status} |"
+        )
+    if results["mode"] != "full":
         lines += [
             "",
-            "Quick mode seeds 10k and 100k products only (no 1M catalog, no 1M orders): the size "
-            "and depth targets are stated at 1M products / page 10,000 / 1M orders and are "
-            "checked at the largest size quick mode has (see each section); run "
+            f"{results['mode'].capitalize()} mode seeds small catalogs only (no 1M catalog, no 1M "
+            "orders): the size and depth targets are stated at 1M products / page 10,000 / 1M "
+            "orders and are checked at the largest size this mode has (see each section); run "
             "`make bench BENCH_MODE=full` for the real sizes.",
         ]
     if "targets" in plot_paths:
@@ -232,12 +340,11 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
         if intro:
             lines.extend([intro, ""])
 
-    servers = c.get("servers", {})
     if servers:
         section(
             "1. runserver vs gunicorn alone vs nginx → gunicorn",
-            "Ratio column: req/s relative to the same page through nginx → gunicorn. The listing "
-            "is uncached (unique query string per request, see 2).",
+            "Uncached stack (page cache storing nothing, see 2). Ratio column: 2xx req/s relative "
+            "to the same page through nginx → gunicorn.",
         )
         lines.append(RUN_HEADER)
         ref = servers.get("nginx→gunicorn", {})
@@ -246,64 +353,152 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
                 lines.append(
                     _run_row(f"{server}: {kind}", servers.get(server, {}).get(kind), ref.get(kind))
                 )
+        if counting.get("uncounted"):
+            lines.append(
+                _run_row(
+                    "nginx static, statuses not counted (cost check, not a figure)",
+                    counting["uncounted"],
+                    ref.get("static"),
+                )
+            )
         if "servers" in plot_paths:
             lines += ["", f"![servers]({rel(plot_paths['servers'])})"]
 
-    cache = c.get("cache", {})
-    if cache:
+    if unc or cached:
         section(
-            "2. Listing: uncached vs app-cache hit vs nginx microcache hit",
-            f"Uncached: {cache.get('method_uncached')}. App-cache hit: the same URL every time, "
-            "answered from Redis by Django (`X-Storefront-Cache: HIT` confirmed: "
-            f"{cache.get('app_hit_confirmed')}). Microcache hit: a second nginx with "
-            "`NGINX_MICROCACHE=on` (1 s) in front of the same gunicorn. Ratio: to hello (app "
-            "runs) or to nginx static (microcache).",
+            "2. Pages: uncached, app-cache hit, signed-in, nginx microcache",
+            f"**Uncached** (ratio to the uncached stack's hello): {unc.get('method', '—')}. "
+            "**App-cache hit** (ratio to the production stack's hello): the same URL every time, "
+            "answered from Redis by Django; the probe must show `X-Storefront-Cache: HIT`. "
+            f"**Signed-in listing**: {cached.get('signed_in_method', '—')}. **Microcache hit**: a "
+            "second nginx with `NGINX_MICROCACHE=on` (1 s) in front of the production gunicorn; "
+            "the probe must show `X-Cache-Status: HIT` (or UPDATING/STALE, a stored copy); ratio "
+            "to that nginx's static file. The last column shows both probe GETs: status and "
+            "cache header.",
         )
         lines.append(RUN_HEADER)
-        lines.append(_run_row("reference: hello (nginx → gunicorn)", hello))
-        lines.append(_run_row("reference: static file (nginx)", static))
-        lines.append(_run_row("listing uncached", cache.get("uncached"), hello))
-        lines.append(_run_row("listing app-cache hit", cache.get("app_hit"), hello))
-        if cache.get("static_micro_nginx"):
-            lines.append(
-                _run_row("reference: static file (microcache nginx)", cache["static_micro_nginx"])
-            )
+        uh = unc.get("hello")
+        lines.append(_run_row("uncached stack: hello (reference)", uh))
+        lines.append(_run_row("listing, uncached", unc.get("listing"), uh))
+        lines.append(_run_row("product page, uncached", unc.get("product"), uh))
+        ph = cached.get("hello")
+        lines.append(_run_row("production stack: hello (reference)", ph))
+        lines.append(_run_row("production stack: static file (nginx)", cached.get("static")))
+        lines.append(_run_row("listing, app-cache hit", cached.get("listing_hit"), ph))
+        lines.append(_run_row("product page, app-cache hit", cached.get("product_hit"), ph))
+        lines.append(_run_row("listing, signed in with a cart", cached.get("signed_in"), ph))
+        lines.append(
+            _run_row("microcache nginx: static file (reference)", cached.get("static_micro_nginx"))
+        )
         lines.append(
             _run_row(
-                "listing nginx microcache hit",
-                cache.get("micro_hit"),
-                cache.get("static_micro_nginx") or static,
+                "listing, nginx microcache hit",
+                cached.get("micro_hit"),
+                cached.get("static_micro_nginx") or cached.get("static"),
             )
         )
+        if uh and ph and uh.get("ok") and ph.get("ok"):
+            lines += [
+                "",
+                f"The two stacks' hello: {uh['rps']:,.0f} vs {ph['rps']:,.0f} req/s "
+                f"({ph['rps'] / uh['rps']:.2f} ×; they differ only in the page-cache TTL, which "
+                "hello never reads: the gap is noise of the shared machine).",
+            ]
+
+    if checkout:
+        section(
+            "3. Checkout with concurrent buyers (PostgreSQL)",
+            "Each buyer is a thread logged in (login form, CSRF) as a different seeded shopper; "
+            "each places its orders through nginx as a browser does: POST add-to-cart for one "
+            "unit of a *hot* product all buyers want (while the shop has it) and one unit of a "
+            "pool product, GET the checkout page (CSRF token, idempotency key, shipping fields), "
+            "POST it. A placed order answers 302 to its page; a 409 is a refusal (the hot product "
+            "sold out between cart and checkout). The hot product's stock is the seeded one "
+            "closest to 60 % of the orders, so it sells out during the run. Afterwards the "
+            "database is read: orders placed since the run, units sold per product against the "
+            "stock each product lost (oversold: stock below zero, or units sold ≠ stock lost). "
+            "Orders/s: placed orders over the buyers' wall time (logins excluded). Order emails "
+            "run in the request (no Celery worker in the bench: CELERY_TASK_ALWAYS_EAGER), which "
+            "the checkout POST's latency includes.",
+        )
+        if checkout.get("error"):
+            lines.append(f"**FAILED**: {checkout['error']}")
+        else:
+            hot = checkout.get("hot") or {}
+            v = checkout.get("verify", {})
+            lines += [
+                "| buyers × orders | placed | refused (sold out) | unexpected | orders/s | checkout POST p50 / p95 / max ms | oversold |",
+                "|---|---:|---:|---:|---:|---:|---:|",
+                f"| {checkout['buyers']} × {checkout['orders_per_buyer']} | {checkout['placed']} | "
+                f"{checkout['refused_sold_out']} | {checkout['unexpected']} | {checkout['orders_per_s']} | "
+                f"{_f(checkout['checkout_p50_ms'])} / {_f(checkout['checkout_p95_ms'])} / "
+                f"{_f(checkout['checkout_max_ms'])} | {checkout.get('oversold')} |",
+                "",
+                f"Hot product #{hot.get('id')} (stock {hot.get('stock')} before): "
+                + ", ".join(
+                    f"#{p['product_id']} {p['before']} → {p['after']} ({p['sold']} sold)"
+                    for p in v.get("products", [])
+                    if p["sold"]
+                )[:1500]
+                + f". Database: {v.get('orders')} orders, {v.get('order_lines')} lines, "
+                f"{v.get('units')} units since the run started.",
+                "",
+                "Answers: "
+                + ", ".join(f"{k}: {n}" for k, n in checkout.get("statuses", {}).items()),
+            ]
+            if checkout.get("problems"):
+                lines += ["", "**FAILED**: " + "; ".join(checkout["problems"])]
+
+    if memory:
+        section(
+            "4. Worker memory over requests",
+            "One gunicorn sync worker (max_requests off), page cache storing nothing (every "
+            "request renders its page), driven directly by 2 client threads with an exact number "
+            f"of requests cycling through a mix of {memory.get('mix_paths')} paths (home, listing "
+            "sorts, categories, searches, product pages, login page, signed-in listing, hello; "
+            f"e.g. {', '.join(f'`{p}`' for p in memory.get('mix_sample', [])[:6])}). RSS and USS "
+            "(the worker's own pages) read when each count is reached.",
+        )
+        lines += ["| requests | RSS MB | USS MB |", "|---:|---:|---:|"]
+        for p in memory.get("points", []):
+            lines.append(f"| {p['requests']:,} | {p['rss_mb']:.1f} | {p['uss_mb']:.1f} |")
+        lines += [
+            "",
+            f"Last ÷ first: RSS {_f(memory.get('rss_ratio'))} ×, USS {_f(memory.get('uss_ratio'))} ×. "
+            f"Answers: {memory.get('statuses')}; X-Storefront-Cache: {memory.get('cache_headers')} "
+            "(HIT: the login page, cached under its own TTL, STOREFRONT_CACHE_TTL_LOGIN; BYPASS: "
+            "the signed-in listing).",
+        ]
+        if memory.get("problems"):
+            lines += ["", "**FAILED**: " + "; ".join(memory["problems"])]
 
     sizes = c.get("sizes", {})
-    if sizes:
+    if sizes and sizes.get("runs"):
         section(
-            "3. Listing p95 by catalog size",
-            "Uncached listing (first page, default sort) behind nginx, one stack per dataset. "
-            "Ratio: p95 relative to the 10k catalog.",
+            "5. Listing p95 by catalog size",
+            "Uncached listing (first page, default sort) behind nginx, one uncached stack per "
+            "dataset. Ratio: p95 relative to the smallest catalog.",
         )
         lines.append(RUN_HEADER)
         first = next(iter(sizes["runs"].values()), None)
         for label, run in sizes["runs"].items():
             lines.append(_run_row(f"{label} products", run, first, "p95_ms"))
-        if results["mode"] == "quick":
-            lines += ["", "Quick mode: 10k and 100k only; 1M in full mode."]
 
     depth = c.get("depth", {})
     if depth:
         section(
-            "4. Page depth: offset vs keyset",
-            f"Largest dataset ({depth.get('products', 0):,} products, 24 per page). HTTP: page 1, "
-            "then `?after=<cursor>` pages (the cursor of the row before the page, signed by the app "
-            "the way its own Next links are). Ratio: p95 relative to page 1.",
+            "6. Page depth: offset vs keyset",
+            f"Largest dataset ({depth.get('products', 0):,} products, 24 per page), uncached stack. "
+            "HTTP: page 1, then `?after=<cursor>` pages (the cursor of the row before the page, "
+            "signed by the app the way its own Next links are). Ratio: p95 relative to page 1.",
         )
         for note in depth.get("notes", []):
             lines.append(f"- {note}")
-        lines += ["", RUN_HEADER]
-        page1 = depth.get("http", {}).get("page 1")
-        for label, run in depth.get("http", {}).items():
-            lines.append(_run_row(label, run, page1, "p95_ms"))
+        if depth.get("http"):
+            lines += ["", RUN_HEADER]
+            page1 = depth.get("http", {}).get("page 1")
+            for label, run in depth.get("http", {}).items():
+                lines.append(_run_row(label, run, page1, "p95_ms"))
         inproc = depth.get("inproc", {})
         if inproc:
             lines += [
@@ -330,7 +525,7 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
     dash = c.get("dashboard", {})
     if dash:
         section(
-            "5. Staff dashboard: request-time aggregation vs denormalized tables",
+            "7. Staff dashboard: request-time aggregation vs denormalized tables",
             f"Timed in-process, not over HTTP (the page's fragment cache would hide the queries): "
             f"the four staff-dashboard selectors (revenue per day, top products, low stock, recent "
             f"orders) on the {dash.get('dataset')} dataset, {dash.get('orders', 0):,} orders / "
@@ -354,25 +549,20 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
             lines.append(
                 f"Request-time ÷ denormalized (p95): {dash['request_time']['p95_ms'] / dash['denormalized']['p95_ms']:.1f} ×."
             )
-        if results["mode"] == "quick":
-            lines += [
-                "",
-                "Quick mode has 200k orders, not 1M: the 50 ms target is judged in full mode.",
-            ]
 
     npo = c.get("n_plus_one", {})
     if npo:
         section(
-            "6. N+1 listing vs the selector",
+            "8. N+1 listing vs the selector",
             "Bench-only views (`bench/bench_urls.py`): 24 newest products rendered as text with "
             "`product.category.name` and `product.stock` per row — N+1: no `select_related` (25 "
             "queries); selector: `catalog.selectors.product_listing` (1 query). Over HTTP behind "
-            "nginx (ratio to hello), and in-process.",
+            "nginx on the production stack (ratio to its hello), and in-process.",
         )
         lines.append(RUN_HEADER)
-        http = npo.get("http", {})
-        lines.append(_run_row("N+1 view", http.get("n_plus_one"), hello))
-        lines.append(_run_row("selector view", http.get("selector"), hello))
+        http = npo.get("http") or {}
+        lines.append(_run_row("N+1 view", http.get("n_plus_one"), cached.get("hello")))
+        lines.append(_run_row("selector view", http.get("selector"), cached.get("hello")))
         ip = npo.get("inproc", {})
         if ip:
             lines += ["", "| in-process | queries | p50 ms | p95 ms |", "|---|---:|---:|---:|"]
@@ -383,21 +573,63 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
 
     workers = c.get("workers", {})
     if workers:
+        cores = m.get("cores") or 1
         section(
-            "7. gunicorn workers and worker classes",
-            "Uncached listing behind nginx, one gunicorn per configuration. Ratio: to hello "
-            "(sync × 2N+1, measured in section 2).",
+            "9. gunicorn workers and worker classes",
+            "One uncached stack per configuration (nginx in front), each measured on the "
+            "uncached listing and on hello. The default of `deploy/gunicorn.conf.py` is sync × "
+            f"(2 × cores + 1) = {2 * cores + 1} on this {cores}-core machine.",
         )
-        lines.append(RUN_HEADER)
+        lines += [
+            "| configuration | listing 2xx req/s | listing p95 ms | hello 2xx req/s | hello p95 ms | listing ÷ hello | gunicorn RSS (listing run) |",
+            "|---|---:|---:|---:|---:|---:|---|",
+        ]
         for run in workers.get("runs", []):
-            if run.get("error") and "rps" not in run:
+            if run.get("error"):
                 lines.append(
-                    f"| {run['label']} | failed to start: {run['error'][:100]} | | | | | | |"
+                    f"| {run['label']} | failed to start: {run['error'][:100]} | | | | | |"
                 )
-            else:
-                lines.append(
-                    _run_row(run["label"].replace("workers ", "").split(":")[0], run, hello)
-                )
+                continue
+            cells = []
+            for page in ("listing", "hello"):
+                r = run.get(page) or {}
+                if r.get("ok"):
+                    cells += [f"{r['rps']:,.0f}", f"{r['p95_ms']:.1f}"]
+                else:
+                    cells += [f"**FAILED** ({_statuses(r)})", ""]
+            g = run.get("listing", {}).get("resources", {}).get("by_kind", {}).get("gunicorn")
+            rss = f"{g['processes']}×{g['rss_mb_per_process']:.0f} MB" if g else ""
+            lines.append(
+                f"| {run['label']} | {' | '.join(cells)} | {_f(run.get('listing_vs_hello'))} | {rss} |"
+            )
+        finding = workers.get("finding", {})
+        for page, what in (("listing", "uncached listing"), ("hello", "hello")):
+            f = finding.get(page)
+            if not f:
+                continue
+            loss = (
+                f"; the default (sync × {2 * cores + 1}) gives {f['default_rps']:,.0f}, "
+                f"{f['default_loss'] * 100:.0f} % less"
+                if f.get("default_rps") is not None
+                else ""
+            )
+            lines.append("")
+            lines.append(
+                f"Best on the {what}: **{f['best']}** ({f['best_rps']:,.0f} req/s); best sync "
+                f"count: {f['best_sync']}{loss}."
+            )
+        if finding.get("formulas"):
+            lines += [
+                "",
+                f"Formulas giving the best sync count on the uncached listing on {cores} cores: "
+                + ", ".join(f"`{x}`" for x in finding["formulas"])
+                + (
+                    ": they coincide on this machine, which cannot tell them apart; the figures "
+                    "on the target hardware decide."
+                    if len(finding["formulas"]) > 1
+                    else "."
+                ),
+            ]
         if "workers" in plot_paths:
             lines += ["", f"![workers]({rel(plot_paths['workers'])})"]
 
@@ -418,10 +650,12 @@ def markdown(results: dict, json_path: Path, plot_paths: dict[str, Path], target
 
 if __name__ == "__main__":
     sys.path.insert(0, str(BENCH_DIR))
-    path = Path(sys.argv[1])
+    sys.path.insert(1, str(REPO_ROOT))
+    path = Path(sys.argv[1]).resolve()
     data = json.loads(path.read_text())
-    from run import PLOTS_DIR, REPORT, TARGETS
+    from targets import TARGETS
 
-    made = plots(data, PLOTS_DIR)
-    REPORT.write_text(markdown(data, path, made, TARGETS))
-    print(f"wrote {REPORT}")
+    out_dir = path.parent.parent
+    made = plots(data, out_dir / "plots")
+    (out_dir / "REPORT.md").write_text(markdown(data, path, made, TARGETS, out_dir))
+    print(f"wrote {out_dir / 'REPORT.md'}")

@@ -4,6 +4,7 @@ free loopback ports with the self-signed certificate of scripts/make_dev_cert.sh
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,12 @@ def start_nginx(
     variables: dict[str, str] | None = None,
     ready_path: str = "/nginx_status",
     timeout: float = 90,
+    edit: Callable[[Path], None] | None = None,
 ) -> Nginx:
     """nginx rendered into `prefix` in front of `upstreams` (`host:port` or `unix:/path`),
     HTTP and HTTPS on free ports; `variables` are more NGINX_* values (NGINX_PROFILE,
-    limits, microcache). Checked with `nginx -t`, then waited for on `ready_path`."""
+    limits, microcache). `edit(prefix)` may change the rendered files first (the bench raises
+    the fixed limit_req bursts). Checked with `nginx -t`, then waited for on `ready_path`."""
     binary = require_binary("nginx", "nginx")
     cert, key = make_dev_cert(prefix / "tls")
     media_root.mkdir(parents=True, exist_ok=True)
@@ -84,6 +87,8 @@ def start_nginx(
             **(variables or {}),
         },
     )
+    if edit:
+        edit(prefix)
     log_path = prefix / "logs" / "error.log"
     args = [binary, "-p", str(prefix), "-c", str(prefix / "nginx.conf"), "-e", str(log_path)]
     checked = run([*args, "-t", "-q"], timeout=30)
