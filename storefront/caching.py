@@ -292,8 +292,7 @@ def store(key: str, value: Any, timeout: int) -> None:
 def get_many(namespace: str, keys: Sequence[str]) -> dict[str, Any]:
     """The cached values of these keys that exist, in one round trip (each counted)."""
     found = cache.get_many(list(keys))
-    for key in keys:
-        record(namespace, hit=key in found)
+    record_many(namespace, hits=len(found), misses=len(keys) - len(found))
     return found
 
 
@@ -324,10 +323,20 @@ _last_flush = [0.0]
 
 
 def record(namespace: str, *, hit: bool) -> None:
-    metrics.cache_lookups.labels(namespace, "hit" if hit else "miss").inc()
-    key = STATS_KEY.format(namespace=namespace, outcome="hits" if hit else "misses")
+    record_many(namespace, hits=1 if hit else 0, misses=0 if hit else 1)
+
+
+def record_many(namespace: str, *, hits: int, misses: int) -> None:
+    """Count several lookups at once (a page's cards: one counter update, not one per card)."""
+    counts = (("hit", "hits", hits), ("miss", "misses", misses))
+    for label, _, n in counts:
+        if n:
+            metrics.cache_lookups.labels(namespace, label).inc(n)
     with _pending_lock:
-        _pending[key] = _pending.get(key, 0) + 1
+        for _, outcome, n in counts:
+            if n:
+                key = STATS_KEY.format(namespace=namespace, outcome=outcome)
+                _pending[key] = _pending.get(key, 0) + n
         due = time.monotonic() - _last_flush[0] >= FLUSH_SECONDS
     if due:
         flush_stats()

@@ -327,7 +327,7 @@ def _deep_page(
     if skipped <= jump_rows:
         attnames = [f.attname for f in keyset.fields]
         ordered = keyset.page_after(queryset, None, backwards=False)
-        rows = list(ordered.select_related(None).only(*attnames)[skipped - 1 : skipped + 1])
+        rows = list(ordered.values_list(*attnames, named=True)[skipped - 1 : skipped + 1])
         if len(rows) == 2:
             cursor = encode_cursor(keyset, rows[0], number=number)
             raise PageMoved(

@@ -17,6 +17,7 @@ fetched in one round trip:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.template.loader import get_template
@@ -31,23 +32,30 @@ OPTIONS_TEMPLATE = "catalog/_category_options.html"
 NAV_TEMPLATE = "catalog/_category_nav.html"
 
 
-def _shown_stock(product: Product) -> str:
+def _shown_stock(product: Product | Any) -> str:
     """The stock as the card shows it: the figure up to the low-stock threshold, else "many"."""
     threshold = settings.STOREFRONT_LOW_STOCK_THRESHOLD
     return str(product.stock) if product.stock <= threshold else f"many>{threshold}"
 
 
-def product_cards(products: Sequence[Product]) -> list[SafeString]:
+def product_cards(
+    products: Sequence[Product | Any], *, categories: Sequence[Category] = ()
+) -> list[SafeString]:
     """The card HTML of each product, in order: cached ones in one round trip, the rest
-    rendered and stored together (with their category: select_related it)."""
+    rendered and stored together.
+
+    `products` are Product instances with their category, or rows of
+    `selectors.product_listing_rows` (then `categories` gives their categories: a Product is
+    built from a row only for a card that has to be rendered).
+    """
     if not products:
         return []
     keys = caching.make_keys(
-        "catalog", "card", [(product.pk, _shown_stock(product)) for product in products]
+        "catalog", "card", [(product.id, _shown_stock(product)) for product in products]
     )
     found = caching.get_many("catalog", keys)
     missing = {
-        key: get_template(CARD_TEMPLATE).render({"product": product})
+        key: get_template(CARD_TEMPLATE).render({"product": _as_product(product, categories)})
         for key, product in zip(keys, products, strict=True)
         if key not in found
     }
@@ -56,6 +64,14 @@ def product_cards(products: Sequence[Product]) -> list[SafeString]:
         found.update(missing)
     # The template escaped every value when the card was rendered.
     return [mark_safe(found[key]) for key in keys]  # noqa: S308
+
+
+def _as_product(item: Product | Any, categories: Sequence[Category]) -> Product:
+    if isinstance(item, Product):
+        return item
+    product = Product(**item._asdict())
+    product.category = next(c for c in categories if c.id == product.category_id)
+    return product
 
 
 def related_cards_key(*, slug: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.postgres.search import SearchQuery, SearchRank
@@ -80,13 +81,6 @@ def category_tree(*, categories: list[Category] | None = None) -> list[CategoryN
     ]
 
 
-def attach_categories(products: Iterable[Product], categories: list[Category]) -> None:
-    """Give each product its category object from `categories` (category_list), no query."""
-    by_id = {c.id: c for c in categories}
-    for product in products:
-        product.category = by_id[product.category_id]
-
-
 def category_with_descendant_ids(*, category: Category, categories: list[Category]) -> list[int]:
     by_parent: dict[int | None, list[int]] = {}
     for c in categories:
@@ -115,8 +109,7 @@ def product_listing(
 
     Search uses PostgreSQL full-text search (websearch syntax, answered from the GIN index)
     and falls back to a case-insensitive substring match on other databases. Without
-    `with_category` the category is not joined: the caller attaches it from the cached
-    category list (`attach_categories`), which costs less than the join.
+    `with_category` the category is not joined (see `product_listing_rows`).
     """
     if with_category:
         qs = Product.objects.active().select_related("category").only(*LISTING_FIELDS)
@@ -140,6 +133,24 @@ def product_listing(
         else:
             qs = qs.filter(Q(name__icontains=search) | Q(description__icontains=search))
     return qs.order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["newest"]))
+
+
+# What a listing page reads of each product: a product card's fields, plus what its cursors
+# need (the sort columns are among them).
+LISTING_ROW_FIELDS = (*(f for f in LISTING_FIELDS if "__" not in f), "category_id")
+
+
+def product_listing_rows(**filters: Any) -> QuerySet:
+    """`product_listing(**filters)` as named rows (LISTING_ROW_FIELDS), for the listing page.
+
+    No model instances and no category join: the page shows cached card HTML for most rows
+    (storefront/catalog/fragments.py builds a Product only for a card it has to render, with
+    its category from the cached category list); building 24 models and joining their
+    categories was a fifth of an uncached listing's time.
+    """
+    return product_listing(**filters, with_category=False).values_list(
+        *LISTING_ROW_FIELDS, named=True
+    )
 
 
 def listing_filters_key(

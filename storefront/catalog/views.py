@@ -82,13 +82,12 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
         category_ids = selectors.category_with_descendant_ids(
             category=current_category, categories=categories
         )
-    products = selectors.product_listing(
+    products = selectors.product_listing_rows(
         category_ids=category_ids,
         search=data.get("q", ""),
         min_price=data.get("min_price"),
         max_price=data.get("max_price"),
         sort=data.get("sort", ""),
-        with_category=False,
     )
     try:
         page = pagination.paginate(
@@ -112,11 +111,10 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     except pagination.PageNotFound as exc:
         raise Http404(str(exc)) from None
 
-    selectors.attach_categories(page.items, categories)
     context.update(
         page=page,
         products=page.items,
-        cards=fragments.product_cards(page.items),
+        cards=fragments.product_cards(page.items, categories=categories),
         current_category=current_category,
         category_menus=menus(current_category),
         search=data.get("q", ""),
