@@ -57,8 +57,11 @@ backlog = _env_int("GUNICORN_BACKLOG", 2048)
 
 # --- Workers -------------------------------------------------------------------------------
 
-# 2 x cores + 1: keeps every core busy while some workers wait on PostgreSQL or Redis.
-workers = _env_int("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1)
+# One per core: measured best here (make bench's worker sweep, bench/REPORT.md), where nginx,
+# PostgreSQL and Redis share the cores. The usual 2 x cores + 1 lost 11-23 % on the uncached
+# listing to context switches; with the database on other machines (more time waiting per
+# request) more workers can pay: measure with the sweep and set GUNICORN_WORKERS.
+workers = _env_int("GUNICORN_WORKERS", multiprocessing.cpu_count())
 # sync workers are the simplest and fastest for short requests behind a buffering proxy.
 worker_class = _env_str("GUNICORN_WORKER_CLASS", "sync")
 # Threads per worker; only the gthread worker uses more than one.

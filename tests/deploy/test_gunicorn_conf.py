@@ -37,7 +37,7 @@ def test_defaults(tmp_path: Path) -> None:
     config = _config(tmp_path)
     assert config["bind"] == f"['unix:{tmp_path}/var/run/gunicorn.sock']"
     assert (tmp_path / "var" / "run").is_dir()  # created for the socket
-    assert config["workers"] == str(2 * os.cpu_count() + 1)
+    assert config["workers"] == str(os.cpu_count())
     assert config["worker_class"] == "sync"
     assert config["preload_app"] == "True"
     assert config["worker_tmp_dir"] == "/dev/shm"
