@@ -179,12 +179,23 @@ class Shopper(BrowsingMixin, HttpUser):
         html = self.product_page()
         if not html:
             return
-        action, token = CART_ADD.search(html), CSRF_INPUT.search(html)
-        if not action or not token:
+        action = CART_ADD.search(html)
+        if not action:
             return  # out of stock: no form
+        token = CSRF_INPUT.search(html)
+        if token:  # signed in: the page is the visitor's own and holds the token
+            csrf = token.group(1)
+        else:  # a cached page: the token comes on submit, as add-to-cart.js fetches it
+            with self.client.get(
+                "/cart/token/", name="/cart/token/", catch_response=True
+            ) as answer:
+                if answer.status_code != 200:
+                    answer.failure(f"cart token {answer.status_code}")
+                    return
+                csrf = answer.json()["token"]
         with self.client.post(
             f"/cart/add/{action.group(1)}/",
-            data={"quantity": "1", "csrfmiddlewaretoken": token.group(1)},
+            data={"quantity": "1", "csrfmiddlewaretoken": csrf},
             headers={"Referer": self.host + "/"},
             name="/cart/add/<id>/ [POST]",
             catch_response=True,

@@ -56,10 +56,12 @@ View = Callable[..., HttpResponse]
 Scopes = Callable[..., Iterable[str]]
 
 
-def csrf_placeholder(request: HttpRequest) -> dict[str, str]:
-    """Context processor: inside a cacheable render, {% csrf_token %} emits the placeholder."""
+def csrf_placeholder(request: HttpRequest) -> dict[str, Any]:
+    """Context processor: inside a cacheable render, {% csrf_token %} emits the placeholder,
+    and `shared_page` is true (a template can leave a form's token out altogether, so the
+    page needs none and sets no cookie: the product page's add-to-cart form)."""
     if getattr(request, _PLACEHOLDER_FLAG, False):
-        return {"csrf_token": CSRF_PLACEHOLDER}
+        return {"csrf_token": CSRF_PLACEHOLDER, "shared_page": True}
     return {}
 
 

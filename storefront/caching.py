@@ -291,8 +291,10 @@ def store(key: str, value: Any, timeout: int) -> None:
 
 def get_many(namespace: str, keys: Sequence[str]) -> dict[str, Any]:
     """The cached values of these keys that exist, in one round trip (each counted)."""
-    found = cache.get_many(list(keys))
-    record_many(namespace, hits=len(found), misses=len(keys) - len(found))
+    # A copy: with Redis down, django-redis answers with one shared {} that callers must not fill.
+    found = dict(cache.get_many(list(keys)) or {})
+    hits = sum(key in found for key in keys)
+    record_many(namespace, hits=hits, misses=len(keys) - hits)
     return found
 
 

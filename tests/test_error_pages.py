@@ -131,7 +131,7 @@ def test_a_server_error_page_stands_alone() -> None:
 
 def test_a_csrf_failure_page_shows_no_empty_reason() -> None:
     strict = Client(enforce_csrf_checks=True)
-    body = site_error(strict.post("/cart/add/1/", {"quantity": 1}), 403)
+    body = site_error(strict.post("/cart/update/1/", {"quantity": 1}), 403)
     assert "Your form expired" in body
     assert "()" not in body
 

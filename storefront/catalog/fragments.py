@@ -70,7 +70,9 @@ def _as_product(item: Product | Any, categories: Sequence[Category]) -> Product:
     if isinstance(item, Product):
         return item
     product = Product(**item._asdict())
-    product.category = next(c for c in categories if c.id == product.category_id)
+    category = next((c for c in categories if c.id == product.category_id), None)
+    if category is not None:  # else (a list older than the product) read when the card asks
+        product.category = category
     return product
 
 

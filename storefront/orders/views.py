@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST, require_safe
 
 from storefront import pagination
 from storefront.catalog.models import Product
@@ -61,9 +65,56 @@ def _change_cart(request: HttpRequest, product_id: int, *, replace: bool) -> Htt
     return redirect("orders:cart")
 
 
+# Django's own CSRF check, called by cart_add (see there) instead of by the middleware.
+_csrf = CsrfViewMiddleware(lambda request: HttpResponse())
+
+
+@csrf_exempt  # checked inside by CsrfViewMiddleware itself, with a gentler failure
 @require_POST
 def cart_add(request: HttpRequest, product_id: int) -> HttpResponse:
+    """Add to the cart from a product page.
+
+    Product pages are cached once for every anonymous visitor (and by nginx's microcache), so
+    their add-to-cart form holds no CSRF token and the page sets no cookie;
+    static/js/add-to-cart.js fetches a token (`cart_token`) when the form is submitted. A
+    browser without JavaScript posts without one: rather than the 403 "form expired" page,
+    which would lose the choice, it gets a page asking to confirm, with a token and the same
+    product and quantity. Any other CSRF failure (a wrong token, another site's Origin) is the
+    usual 403.
+    """
+    refused = _csrf.process_view(request, None, (), {})  # None: not the exempt view
+    if refused is not None:
+        if not _without_token_from_this_site(request):
+            return refused
+        form = QuantityForm(request.POST)
+        if not form.is_valid():
+            return _cart_page(request, errors=form.errors["quantity"], status=400)
+        product = _product_for_cart(product_id)
+        return render(
+            request,
+            "orders/cart_confirm.html",
+            {"product": product, "quantity": form.cleaned_data["quantity"]},
+        )
     return _change_cart(request, product_id, replace=False)
+
+
+def _without_token_from_this_site(request: HttpRequest) -> bool:
+    """No token at all (the cached form), and no Origin naming another site."""
+    if request.POST.get("csrfmiddlewaretoken") or request.META.get(settings.CSRF_HEADER_NAME):
+        return False
+    origin = request.META.get("HTTP_ORIGIN")
+    return origin is None or origin in (
+        f"{request.scheme}://{request.get_host()}",
+        *settings.CSRF_TRUSTED_ORIGINS,
+    )
+
+
+@never_cache
+@require_safe
+def cart_token(request: HttpRequest) -> HttpResponse:
+    """This visitor's CSRF token (and, through CsrfViewMiddleware, its cookie) for the
+    add-to-cart form of a cached product page."""
+    return JsonResponse({"token": get_token(request)})
 
 
 @require_POST

@@ -494,3 +494,44 @@ def test_pages_load_nothing_from_other_hosts(watched_page: WatchedPage) -> None:
     assert any("/static/" in u for u in own), "no static files were requested at all"
     assert watched_page.foreign_requests() == [], f"pages {visited} reached other hosts"
     watched_page.assert_clean()
+
+
+@BOTH_SCHEMES
+def test_add_to_cart_from_a_shared_product_page_with_and_without_javascript(
+    chromium: Browser, site: Site, request: pytest.FixtureRequest
+) -> None:
+    """Anonymous product pages hold no CSRF token (they are cached for everyone, by the app and
+    nginx): with JavaScript the form fetches one on submit; without, a confirmation page keeps
+    the choice. Both end with the product in the cart, through nginx."""
+    for javascript in (True, False):
+        context, watched = new_watched_page(
+            chromium, site, f"{request.node.name}-js-{javascript}", java_script_enabled=javascript
+        )
+        page = watched.page
+        try:
+            page.goto("/products/")
+            in_stock = page.locator("a.product-card:not(:has(.stock-out))").first
+            name = in_stock.locator(".product-name").inner_text().strip()
+            in_stock.click()
+            expect(page.locator("h1")).to_have_text(name)
+            form = page.locator("#add-to-cart")
+            expect(form.locator("input[name=csrfmiddlewaretoken]")).to_have_count(0)
+            assert not [c for c in page.context.cookies() if c["name"] == "csrftoken"]
+            form.locator("input[name=quantity]").fill("2")
+            if javascript:
+                with page.expect_response(re.compile(r"/cart/token/$")) as token:
+                    form.locator("button[type=submit]").click()
+                assert token.value.status == 200
+            else:
+                form.locator("button[type=submit]").click()
+                expect(page.locator("h1")).to_have_text("Add to your cart?")
+                expect(page.locator("main")).to_contain_text(f"2 × {name}")
+                watched.screenshot("confirm-without-javascript")
+                page.locator("#confirm-add-to-cart button[type=submit]").click()
+            expect(page).to_have_url(re.compile(r"/cart/$"))
+            expect(page.locator("main table")).to_contain_text(name)
+            expect(page.locator("main table input[name=quantity]").first).to_have_value("2")
+            watched.screenshot(f"in-the-cart-js-{javascript}")
+            watched.assert_clean()
+        finally:
+            context.close()

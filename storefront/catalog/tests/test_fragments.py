@@ -134,3 +134,22 @@ def test_prefetched_entries_are_used_once_then_read_again() -> None:
     caching.prefetch([key])  # outside a snapshot: nothing is kept
     caching.store(key, "newer", 60)
     assert caching.get("catalog", key) == "newer"
+
+
+def test_with_the_cache_answering_one_shared_empty_dict_each_page_keeps_its_own_cards(
+    customer: Client, monkeypatch
+) -> None:
+    """django-redis answers get_many with the same {} object whenever Redis fails (errors
+    ignored): filling it would hand one page's cards to the next."""
+    from django.core.cache import cache
+
+    shared: dict = {}
+    monkeypatch.setattr(cache, "get_many", lambda keys, **kwargs: shared)
+    garden, kitchen = CategoryFactory(slug="garden"), CategoryFactory(slug="kitchen")
+    ProductFactory(name="Rose Shears", category=garden)
+    ProductFactory(name="Oak Spoon", category=kitchen)
+    first = _body(customer, "/products/?category=garden")
+    second = _body(customer, "/products/?category=kitchen")
+    assert "Rose Shears" in first and "Oak Spoon" not in first
+    assert "Oak Spoon" in second and "Rose Shears" not in second
+    assert shared == {}
