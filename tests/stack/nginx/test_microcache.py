@@ -331,7 +331,8 @@ def test_stale_listing_while_every_app_is_down_product_pages_get_502(
     stack_server: StackServer, tmp_path: Path
 ) -> None:
     """An nginx of its own in front of a gunicorn of its own, which the test stops: a cached
-    listing is still served (STALE), an uncached product page gets the friendly 502 page."""
+    listing and a cached product page are still served (STALE), a product page nginx never
+    stored gets the friendly 502 page."""
     socket_path = tmp_path / "app.sock"
     env = {**stack_server.env, "GUNICORN_BIND": f"unix:{socket_path}", "GUNICORN_WORKERS": "1"}
     app = start_gunicorn(env, tmp_path / "gunicorn.log")
@@ -345,14 +346,18 @@ def test_stale_listing_while_every_app_is_down_product_pages_get_502(
             listing = fetch(server.http_port, path)
             assert (listing.status, cache_status(listing)) == (200, "MISS")
             product = f"/products/{product_slug(server.http_port)}/"
-            assert fetch(server.http_port, product).status == 200
+            seen = fetch(server.http_port, product)
+            assert seen.status == 200
             stop_process(app)
             time.sleep(MICROCACHE_EXPIRED_AFTER)
             stale = fetch(server.http_port, path)
             assert (stale.status, cache_status(stale)) == (200, "STALE"), stale.headers
             assert stale.body == listing.body
             assert_security_headers(stale)
-            down = fetch(server.http_port, product)
+            stale_product = fetch(server.http_port, product)
+            assert (stale_product.status, cache_status(stale_product)) == (200, "STALE")
+            assert stale_product.body == seen.body
+            down = fetch(server.http_port, f"{product}?never={token()}")
             assert down.status == 502
             assert b"right back" in down.body
             assert_security_headers(down)
