@@ -343,11 +343,12 @@ def compare_n_plus_one(b: Bench, g: harness.Server, n: harness.Server) -> dict:
 def worker_configs(mode: str, cores: int = CORES) -> list[tuple[str, int, int]]:
     """(class, workers, threads) of the sweep: sync ×1, ×2, ×cores, ×(cores+1), ×(2×cores+1)
     (each count once; cores+1 tells `cores` from `cores + 1` apart) and gthread 2 × 4 threads;
-    full mode every sync count from 1 to 2×cores+1; smoke only ×1 and the default."""
+    full mode every sync count from 1 to 2×cores+1; smoke only ×1, the default (cores) and the
+    old default (2×cores+1)."""
     if mode == "full":
         counts = list(range(1, 2 * cores + 2))
     elif mode == "smoke":
-        counts = sorted({1, 2 * cores + 1})
+        counts = sorted({1, cores, 2 * cores + 1})
     else:
         counts = sorted({1, 2, cores, cores + 1, 2 * cores + 1})
     return [("sync", w, 1) for w in counts] + [("gthread", 2, 4)]
@@ -367,10 +368,11 @@ def formulas(workers: int, cores: int = CORES) -> list[str]:
 
 
 def worker_finding(runs: list[dict], cores: int = CORES) -> dict:
-    """The best configuration per page, the default's (2 × cores + 1 sync) loss against it,
+    """The best configuration per page, the loss of deploy/gunicorn.conf.py's default (one sync
+    worker per core) and of the usual 2 × cores + 1 (its default before this sweep) against it,
     and the formulas matching the best sync count on the uncached listing."""
     out: dict = {"cores": cores}
-    default = 2 * cores + 1
+    default, old_default = cores, 2 * cores + 1
     for page in ("listing", "hello"):
         measured = [r for r in runs if r.get(page, {}).get("ok")]
         if not measured:
@@ -379,6 +381,7 @@ def worker_finding(runs: list[dict], cores: int = CORES) -> dict:
         sync = [r for r in measured if r["worker_class"] == "sync"]
         best_sync = max(sync, key=lambda r: r[page]["rps"]) if sync else None
         dflt = next((r for r in sync if r["workers"] == default), None)
+        old = next((r for r in sync if r["workers"] == old_default), None)
         out[page] = {
             "best": best["label"],
             "best_rps": best[page]["rps"],
@@ -386,6 +389,8 @@ def worker_finding(runs: list[dict], cores: int = CORES) -> dict:
             "best_sync_workers": best_sync["workers"] if best_sync else None,
             "default_rps": dflt[page]["rps"] if dflt else None,
             "default_loss": round(1 - dflt[page]["rps"] / best[page]["rps"], 3) if dflt else None,
+            "old_default_rps": old[page]["rps"] if old else None,
+            "old_default_loss": round(1 - old[page]["rps"] / best[page]["rps"], 3) if old else None,
         }
     listing = out.get("listing")
     if listing and listing["best_sync_workers"]:

@@ -256,8 +256,8 @@ def markdown(
             else ""
         ),
         "",
-        "Stacks: gunicorn from `deploy/gunicorn.conf.py` (sync, 2 × cores + 1 = "
-        f"{2 * (m.get('cores') or 1) + 1} workers unless said, max_requests off) on a loopback TCP "
+        "Stacks: gunicorn from `deploy/gunicorn.conf.py` (sync, one worker per core = "
+        f"{m.get('cores') or 1} workers unless said, max_requests off) on a loopback TCP "
         "port; nginx rendered from `deploy/nginx` by `scripts/render_nginx.py` (dev profile, "
         "upstream = that port with keepalive, microcache off unless said). Every request of wrk "
         "comes from 127.0.0.1, so the bench's nginx raises its per-address limits: "
@@ -577,8 +577,9 @@ def markdown(
         section(
             "9. gunicorn workers and worker classes",
             "One uncached stack per configuration (nginx in front), each measured on the "
-            "uncached listing and on hello. The default of `deploy/gunicorn.conf.py` is sync × "
-            f"(2 × cores + 1) = {2 * cores + 1} on this {cores}-core machine.",
+            "uncached listing and on hello. The default of `deploy/gunicorn.conf.py` is one sync "
+            f"worker per core = {cores} on this {cores}-core machine (the measured best here; it "
+            f"was 2 × cores + 1 = {2 * cores + 1} before this sweep).",
         )
         lines += [
             "| configuration | listing 2xx req/s | listing p95 ms | hello 2xx req/s | hello p95 ms | listing ÷ hello | gunicorn RSS (listing run) |",
@@ -608,11 +609,16 @@ def markdown(
             if not f:
                 continue
             loss = (
-                f"; the default (sync × {2 * cores + 1}) gives {f['default_rps']:,.0f}, "
+                f"; the default (sync × {cores}) gives {f['default_rps']:,.0f}, "
                 f"{f['default_loss'] * 100:.0f} % less"
                 if f.get("default_rps") is not None
                 else ""
             )
+            if f.get("old_default_rps") is not None:
+                loss += (
+                    f"; the old default (sync × {2 * cores + 1}) {f['old_default_rps']:,.0f}, "
+                    f"{f['old_default_loss'] * 100:.0f} % less"
+                )
             lines.append("")
             lines.append(
                 f"Best on the {what}: **{f['best']}** ({f['best_rps']:,.0f} req/s); best sync "
