@@ -3,11 +3,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils.safestring import SafeString
+from django.template.loader import render_to_string
+from django.utils.safestring import SafeString, mark_safe
 from django.views.decorators.http import require_safe
 
 from storefront import caching, pagination
-from storefront.cache_pages import cache_anonymous_page
+from storefront.cache_pages import cache_anonymous_page, is_cacheable_request
 from storefront.catalog import fragments, selectors
 from storefront.catalog.forms import ProductFilterForm
 from storefront.catalog.models import Category, Product
@@ -37,6 +38,15 @@ LISTING_QUERY_PARAMS = (
     query_params=LISTING_QUERY_PARAMS,
 )
 def product_listing_page(request: HttpRequest) -> HttpResponse:
+    # A visitor the page cache does not serve (signed in, a cart) still shares the page's
+    # content with everyone: only the header around it is theirs.
+    personal = not is_cacheable_request(request)
+    if personal:
+        content, slot = caching.lookup(
+            "catalog", "listing-content", request.GET.urlencode(), scopes=["stock"]
+        )
+        if content is not caching.MISSING:
+            return _listing(request, content)
     form = ProductFilterForm(request.GET or None)
     valid = not form.is_bound or form.is_valid()
     data = form.cleaned_data if form.is_bound and valid else {}
@@ -71,7 +81,7 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
         )
 
     if not valid:
-        context["category_menus"] = menus(None)
+        context.update(category_menus=menus(None), page_title="Shop")
         return render(request, "catalog/product_list.html", context, status=400)
 
     category_ids, current_category = None, None
@@ -106,7 +116,11 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     except pagination.PageMoved as exc:
         return redirect(f"{request.path}{exc.url}")
     except pagination.BadPageRequest as exc:
-        context.update(category_menus=menus(current_category), page_error=str(exc))
+        context.update(
+            category_menus=menus(current_category),
+            page_error=str(exc),
+            page_title=current_category.name if current_category else "Shop",
+        )
         return render(request, "catalog/product_list.html", context, status=400)
     except pagination.PageNotFound as exc:
         raise Http404(str(exc)) from None
@@ -119,7 +133,38 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
         category_menus=menus(current_category),
         search=data.get("q", ""),
     )
-    return render(request, "catalog/product_list.html", context)
+    # Rendered without the request: the content holds nothing of the visitor's.
+    content = {
+        "html": render_to_string("catalog/_listing_content.html", context),
+        "title": _listing_title(context),
+        "search": context["search"],
+    }
+    if personal and _pages_ttl() > 0:
+        caching.store_in(slot, content, _pages_ttl())
+    return _listing(request, content, context)
+
+
+def _listing_title(context: dict) -> str:
+    if context.get("current_category"):
+        return context["current_category"].name
+    return f"Search: {context['search']}" if context.get("search") else "Shop"
+
+
+def _listing(
+    request: HttpRequest, content: dict, context: dict | None = None, status: int = 200
+) -> HttpResponse:
+    """The listing page around its content (`context`: the page's own, when it was rendered)."""
+    return render(
+        request,
+        "catalog/product_list.html",
+        {
+            **(context or {}),
+            "listing_content": mark_safe(content["html"]),  # noqa: S308 - escaped when rendered
+            "page_title": content["title"],
+            "search": content["search"],
+        },
+        status=status,
+    )
 
 
 @require_safe

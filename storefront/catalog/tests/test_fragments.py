@@ -7,6 +7,7 @@ these tests look at the pages as a signed-in customer sees them, after warming t
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -90,13 +91,51 @@ def test_a_related_product_sold_out_shows_on_the_product_page(
 
 
 @pytest.mark.parametrize("shown", [3, 24])
-def test_cards_are_read_in_one_lookup_each_and_rendered_once(customer: Client, shown: int) -> None:
+def test_cards_are_read_in_one_lookup_each_and_rendered_once(
+    client: Client, settings, shown: int
+) -> None:
+    settings.STOREFRONT_CACHE_TTL_PAGES = 0  # the page is never stored: rendered each time
     ProductFactory.create_batch(shown)
-    assert _body(customer, "/products/").count('class="product-card"') == shown
+    for _ in range(2):
+        caching.reset_stats()
+        response = client.get("/products/")
+        assert response.content.decode().count('class="product-card"') == shown
+    # The page (a miss); the categories, the count, the menus and every card: all found.
+    assert caching.stats()["catalog"] == {
+        "hits": 3 + shown,
+        "misses": 1,
+        "hit_ratio": round((3 + shown) / (4 + shown), 4),
+    }
+
+
+@pytest.mark.parametrize("shown", [3, 24])
+def test_a_signed_in_listing_is_its_shared_content_in_one_lookup(
+    customer: Client, shown: int
+) -> None:
+    ProductFactory.create_batch(shown)
+    first = _body(customer, "/products/?sort=name")
     caching.reset_stats()
-    assert _body(customer, "/products/").count('class="product-card"') == shown
-    # The categories, the count, the menus and every card: all found, nothing rendered again.
-    assert caching.stats()["catalog"] == {"hits": 3 + shown, "misses": 0, "hit_ratio": 1.0}
+    second = _body(customer, "/products/?sort=name")
+    assert second.count('class="product-card"') == shown
+    assert caching.stats()["catalog"] == {"hits": 1, "misses": 0, "hit_ratio": 1.0}
+    # The visitor's own header around it (the logout form's token differs per response).
+    assert "Log out" in second
+    strip = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+    assert strip.sub("", second) == strip.sub("", first)
+
+
+def test_the_shared_content_holds_nothing_of_the_visitor(client: Client) -> None:
+    ProductFactory(name="Pine Stool")
+    alice = Client()
+    alice.force_login(UserFactory(username="alice-shopper", full_name="Alice Archer"))
+    assert "Pine Stool" in _body(alice, "/products/")  # stored by alice's request
+    bob = Client()
+    bob.force_login(UserFactory(username="bob-shopper", full_name="Bob Baker"))
+    body = _body(bob, "/products/")  # bob gets the stored content
+    assert "Pine Stool" in body
+    assert "alice" not in body.lower() and "bob" in body.lower()
+    anonymous = client.get("/products/").content.decode()
+    assert "alice" not in anonymous.lower() and "bob" not in anonymous.lower()
 
 
 def test_an_unknown_category_in_a_bad_query_selects_no_option(client: Client) -> None:
