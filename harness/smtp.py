@@ -93,12 +93,18 @@ class SmtpSink:
 
 
 @contextmanager
-def running_smtp_sink() -> Iterator[SmtpSink]:
-    sink = SmtpSink(port=free_port())
-    # aiosmtpd connects to the port it was given to check the server started: no port 0.
+def serving(sink: SmtpSink) -> Iterator[SmtpSink]:
+    """Serve `sink` (an SmtpSink, or a subclass that answers differently) on its port."""
     controller = Controller(sink, hostname=sink.host, port=sink.port)
     controller.start()
     try:
         yield sink
     finally:
         controller.stop()
+
+
+@contextmanager
+def running_smtp_sink() -> Iterator[SmtpSink]:
+    # aiosmtpd connects to the port it was given to check the server started: no port 0.
+    with serving(SmtpSink(port=free_port())) as sink:
+        yield sink

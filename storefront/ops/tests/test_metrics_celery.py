@@ -4,18 +4,15 @@ both write to the same PROMETHEUS_MULTIPROC_DIR (the worker inherits this test p
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope, Session
 from django.test import Client
 
 from harness import free_port
-from harness.smtp import SmtpSink
+from harness.smtp import SmtpSink, serving
 from storefront.catalog.tasks import import_products
 from storefront.ops.tasks import clear_expired_sessions
 from storefront.ops.tests.test_metrics import scrape, value
@@ -91,16 +88,6 @@ class BusySmtpSink(SmtpSink):
                 self.busy_for -= 1
                 return "451 4.3.2 System busy, try again later"
         return await super().handle_DATA(server, session, envelope)
-
-
-@contextmanager
-def serving(sink: SmtpSink) -> Iterator[SmtpSink]:
-    controller = Controller(sink, hostname=sink.host, port=sink.port)
-    controller.start()
-    try:
-        yield sink
-    finally:
-        controller.stop()
 
 
 def _outcomes(before: dict, after: dict, task: str) -> dict[str, float]:
