@@ -218,6 +218,7 @@ def paginate(
     jump_rows: int = 0,
     estimate_count: Callable[[], int | None] | None = None,
     cached_count: Callable[[int, Callable[[], int]], int] | None = None,
+    cached_rows: Callable[[int, Callable[[], list]], list] | None = None,
 ) -> Page:
     """The page of `queryset` that `params` (a request's GET) asks for.
 
@@ -230,7 +231,8 @@ def paginate(
     such a page is a BadPageRequest. `estimate_count` (e.g. a cached `planner_row_estimate`) is
     asked only when more rows match than the numbered pages hold, for "about N" totals.
     `cached_count(limit, compute)`, when given, answers the numbered pages' bounded COUNT
-    (`compute()` counts at most limit + 1 rows) from a cache of the caller's.
+    (`compute()` counts at most limit + 1 rows) from a cache of the caller's;
+    `cached_rows(number, compute)` likewise answers numbered page `number`'s rows.
     """
     page_raw = _single(params, PAGE_PARAM)
     after = _single(params, AFTER_PARAM)
@@ -277,6 +279,7 @@ def paginate(
         max_numbered_pages=max_numbered_pages,
         estimate_count=estimate_count,
         cached_count=cached_count,
+        cached_rows=cached_rows,
     )
 
 
@@ -364,6 +367,7 @@ def _numbered_page(
     max_numbered_pages: int,
     estimate_count: Callable[[], int | None] | None,
     cached_count: Callable[[int, Callable[[], int]], int] | None,
+    cached_rows: Callable[[int, Callable[[], list]], list] | None,
 ) -> Page:
     limit = max_numbered_pages * per_page
 
@@ -376,7 +380,11 @@ def _numbered_page(
     if number > pages:
         raise _past_the_end(number, counted, per_page)
     start = (number - 1) * per_page
-    items = list(queryset[start : start + per_page])
+
+    def rows() -> list:
+        return list(queryset[start : start + per_page])
+
+    items = cached_rows(number, rows) if cached_rows is not None else rows()
     page = Page(items=items, number=number, count=count, count_limit=limit, by_cursor=False)
     if count is None and estimate_count is not None:
         # Only past the bounded count: a small listing is counted exactly, at no extra cost.

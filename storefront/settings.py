@@ -132,6 +132,8 @@ TEMPLATES = [
                 # Last: inside a cached anonymous page, {% csrf_token %} renders a placeholder.
                 "storefront.cache_pages.csrf_placeholder",
             ],
+            # {% load links %}: {% url %} and {% static %} remembered per process.
+            "libraries": {"links": "storefront.template_links"},
         },
     }
 ]

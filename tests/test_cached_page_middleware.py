@@ -74,8 +74,8 @@ def test_a_miss_is_looked_up_once(client: Client) -> None:
     caching.reset_stats()
     assert client.get("/products/?sort=name")[CACHE_HEADER] == "MISS"
     # The page (once: the middleware's lookup is handed to the view's wrapper), the categories,
-    # the count, the menus and the card.
-    assert caching.stats()["catalog"]["misses"] == 5
+    # the count, the page's rows, the menus and the card.
+    assert caching.stats()["catalog"]["misses"] == 6
 
 
 def test_an_unknown_host_is_refused_even_for_a_cached_page(client: Client) -> None:

@@ -173,9 +173,41 @@ def _estimate_key(filters: str) -> str:
     return caching.make_key("catalog", "listing-estimate", filters)
 
 
-def listing_cache_keys(*, filters: str, count_limit: int) -> list[str]:
-    """The keys of the cached categories and counts a listing page reads (to prefetch them)."""
-    return [_categories_key(), _count_key(filters, count_limit), _estimate_key(filters)]
+def _rows_key(filters: str, sort: str, number: int) -> str:
+    return caching.make_key(
+        "catalog",
+        "listing-rows",
+        settings.STOREFRONT_PAGE_SIZE,
+        sort,
+        number,
+        filters,
+        scopes=["stock"],
+    )
+
+
+def listing_cache_keys(
+    *, filters: str, count_limit: int, sort: str = "", number: int | None = None
+) -> list[str]:
+    """The keys of the cached categories, counts and (for numbered page `number`) rows a
+    listing page reads (to prefetch them)."""
+    keys = [_categories_key(), _count_key(filters, count_limit), _estimate_key(filters)]
+    if number is not None:
+        keys.append(_rows_key(filters, sort, number))
+    return keys
+
+
+def listing_page_rows(*, filters: str, sort: str, number: int, compute: Callable[[], list]) -> list:
+    """`compute()` (the rows of numbered page `number` of the listing `filters` and `sort`
+    describe), cached. In the catalog namespace with the ``stock`` scope, like the listing
+    page itself: every product change and every change of the stock a listing shows makes a
+    new key, so these rows are never older than a cached page would be. Numbered pages only
+    (a bounded number per filter set); cursor pages are one indexed range query each."""
+    return caching.get_or_set(
+        "catalog",
+        _rows_key(filters, sort, number),
+        compute,
+        settings.STOREFRONT_CACHE_TTL_QUERIES,
+    )
 
 
 def product_count_bounded(*, filters: str, limit: int, compute: Callable[[], int]) -> int:

@@ -58,22 +58,21 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     )
     # The categories, counts and menus this page uses, cached: one round trip for all.
     selected = form["category"].value() or ""
+    sort = data.get("sort", "")
     caching.prefetch(
         [
             *selectors.listing_cache_keys(
                 filters=filters,
                 count_limit=pagination.MAX_NUMBERED_PAGES * settings.STOREFRONT_PAGE_SIZE,
+                sort=sort,
+                number=_numbered_page_asked(request),
             ),
             fragments.category_menus_key(selected=selected, current=selected if valid else ""),
         ]
     )
     categories = selectors.category_list()
     category_tree = selectors.category_tree(categories=categories)
-    context = {
-        "form": form,
-        "sort_labels": selectors.SORT_LABELS,
-        "full_text": selectors.search_is_full_text(),
-    }
+    context = {"form": form, **_filter_panel(form), "full_text": selectors.search_is_full_text()}
 
     def menus(current: Category | None) -> dict[str, SafeString]:
         return fragments.category_menus(
@@ -97,7 +96,7 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
         search=data.get("q", ""),
         min_price=data.get("min_price"),
         max_price=data.get("max_price"),
-        sort=data.get("sort", ""),
+        sort=sort,
     )
     try:
         page = pagination.paginate(
@@ -111,6 +110,9 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
             ),
             cached_count=lambda limit, compute: selectors.product_count_bounded(
                 filters=filters, limit=limit, compute=compute
+            ),
+            cached_rows=lambda number, compute: selectors.listing_page_rows(
+                filters=filters, sort=sort, number=number, compute=compute
             ),
         )
     except pagination.PageMoved as exc:
@@ -142,6 +144,38 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     if personal and _pages_ttl() > 0:
         caching.store_in(slot, content, _pages_ttl())
     return _listing(request, content, context)
+
+
+def _numbered_page_asked(request: HttpRequest) -> int | None:
+    """The numbered page the request asks for, if it plainly asks for one (to prefetch its
+    rows; pagination.paginate decides, and an odd request just reads one key for nothing)."""
+    params = request.GET
+    if pagination.AFTER_PARAM in params or pagination.BEFORE_PARAM in params:
+        return None
+    raw = params.get(pagination.PAGE_PARAM, "1")
+    return int(raw) if raw.isdigit() and 0 < len(raw) < 4 else None
+
+
+_FILTER_FIELDS = ("q", "category", "min_price", "max_price", "sort")
+
+
+def _filter_panel(form: ProductFilterForm) -> dict:
+    """What the filter panel shows, as plain values: the template reads each several times,
+    and every `form.<field>.value`/`.errors` there built a bound field or an error list again
+    (~0.5 ms of the listing's render)."""
+    values = {name: form[name].value() or "" for name in _FILTER_FIELDS}
+    errors = form.errors if form.is_bound else {}
+    return {
+        "filter_values": values,
+        # The badge on the "Filters" toggle: filters in use (the sort order is not one).
+        "filters_active": sum(1 for name in _FILTER_FIELDS[:4] if values[name]),
+        "field_errors": {name: errors.get(name, ()) for name in _FILTER_FIELDS},
+        "sort_options": [
+            (value, label, value == values["sort"])
+            for value, label in selectors.SORT_LABELS.items()
+            if value != "relevance"
+        ],
+    }
 
 
 def _listing_title(context: dict) -> str:

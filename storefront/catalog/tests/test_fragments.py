@@ -11,7 +11,9 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from storefront import caching
 from storefront.catalog.services import update_product
@@ -100,12 +102,48 @@ def test_cards_are_read_in_one_lookup_each_and_rendered_once(
         caching.reset_stats()
         response = client.get("/products/")
         assert response.content.decode().count('class="product-card"') == shown
-    # The page (a miss); the categories, the count, the menus and every card: all found.
+    # The page (a miss); the categories, the count, the page's rows, the menus and every card:
+    # all found.
     assert caching.stats()["catalog"] == {
-        "hits": 3 + shown,
+        "hits": 4 + shown,
         "misses": 1,
-        "hit_ratio": round((3 + shown) / (4 + shown), 4),
+        "hit_ratio": round((4 + shown) / (5 + shown), 4),
     }
+
+
+def test_cached_listing_rows_follow_every_change(
+    client: Client, settings, django_capture_on_commit_callbacks
+) -> None:
+    """The page cache off: each listing is rendered from its cached rows (no query), and a
+    sale, an edit, a new product and a withdrawn one each show on the very next request."""
+    settings.STOREFRONT_CACHE_TTL_PAGES = 0
+    lamp = ProductFactory(name="Brass Lamp", stock=2)
+    stool = ProductFactory(name="Pine Stool")
+    url = "/products/?sort=newest"
+
+    def listing() -> str:
+        response = client.get(url)
+        assert response.status_code == 200 and response["X-Storefront-Cache"] == "MISS"
+        return response.content.decode()
+
+    assert "Brass Lamp" in listing()
+    with CaptureQueriesContext(connection) as queries:
+        assert "Pine Stool" in listing()
+    assert len(queries) == 0  # rows, count, categories and cards all cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(user=UserFactory(), items=[OrderItem(product_id=lamp.pk, quantity=2)])
+    assert "Sold out" in listing()
+    with django_capture_on_commit_callbacks(execute=True):
+        update_product(product=stool, name="Pine Bench")
+    body = listing()
+    assert "Pine Bench" in body and "Pine Stool" not in body
+    with django_capture_on_commit_callbacks(execute=True):
+        ProductFactory(name="Cedar Box")
+    assert "Cedar Box" in listing()
+    with django_capture_on_commit_callbacks(execute=True):
+        update_product(product=lamp, is_active=False)
+    assert "Brass Lamp" not in listing()
 
 
 @pytest.mark.parametrize("shown", [3, 24])
