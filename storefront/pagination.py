@@ -209,8 +209,33 @@ def _url(params: QueryDict, **changes: object) -> str:
     return f"?{encoded}" if encoded else "?"
 
 
+class _Source:
+    """The queryset to page and its keyset, each built on first use: a numbered page whose count
+    and rows come from the caller's caches (`cached_count`, `cached_rows`) builds neither."""
+
+    def __init__(self, queryset: QuerySet | Callable[[], QuerySet]) -> None:
+        self._make = queryset if callable(queryset) else None
+        self._queryset = None if callable(queryset) else queryset
+        self._keyset: Keyset | bool | None = False  # False: not looked at yet
+
+    @property
+    def queryset(self) -> QuerySet:
+        if self._queryset is None:
+            self._queryset = self._make()
+        return self._queryset
+
+    @property
+    def keyset(self) -> Keyset | None:
+        if self._keyset is False:
+            try:
+                self._keyset = Keyset.of(self.queryset)
+            except NotKeysetOrderable:
+                self._keyset = None  # ordered by a computed value: numbered pages only
+        return self._keyset
+
+
 def paginate(
-    queryset: QuerySet,
+    queryset: QuerySet | Callable[[], QuerySet],
     *,
     params: QueryDict,
     per_page: int,
@@ -232,25 +257,24 @@ def paginate(
     asked only when more rows match than the numbered pages hold, for "about N" totals.
     `cached_count(limit, compute)`, when given, answers the numbered pages' bounded COUNT
     (`compute()` counts at most limit + 1 rows) from a cache of the caller's;
-    `cached_rows(number, compute)` likewise answers numbered page `number`'s rows.
+    `cached_rows(number, compute)` likewise answers numbered page `number`'s rows. `queryset`
+    may be a function that builds it, called only when a query is needed.
     """
     page_raw = _single(params, PAGE_PARAM)
     after = _single(params, AFTER_PARAM)
     before = _single(params, BEFORE_PARAM)
     if sum(value is not None for value in (page_raw, after, before)) > 1:
         raise BadPageRequest("Give only one of “page”, “after” and “before”.")
-    try:
-        keyset: Keyset | None = Keyset.of(queryset)
-    except NotKeysetOrderable:
-        keyset = None  # ordered by a computed value: numbered pages only
+    source = _Source(queryset)
     if after is not None or before is not None:
+        keyset = source.keyset
         if keyset is None:
             raise BadPageRequest(
                 "This order (best match) has numbered pages only: choose another sort to page "
                 "further."
             )
         return _cursor_page(
-            queryset,
+            source.queryset,
             keyset,
             params=params,
             per_page=per_page,
@@ -261,8 +285,8 @@ def paginate(
     number = _page_number(page_raw, max_numbered_pages, deeper=jump_rows > 0)
     if number > max_numbered_pages:
         _deep_page(
-            queryset,
-            keyset,
+            source.queryset,
+            source.keyset,
             params=params,
             per_page=per_page,
             number=number,
@@ -271,8 +295,7 @@ def paginate(
             estimate_count=estimate_count,
         )
     return _numbered_page(
-        queryset,
-        keyset,
+        source,
         params=params,
         per_page=per_page,
         number=number,
@@ -358,8 +381,7 @@ def _deep_page(
 
 
 def _numbered_page(
-    queryset: QuerySet,
-    keyset: Keyset | None,
+    source: _Source,
     *,
     params: QueryDict,
     per_page: int,
@@ -372,7 +394,7 @@ def _numbered_page(
     limit = max_numbered_pages * per_page
 
     def count() -> int:
-        return _bounded_count(queryset, keyset, limit)
+        return _bounded_count(source.queryset, source.keyset, limit)
 
     counted = cached_count(limit, count) if cached_count is not None else count()
     count = counted if counted <= limit else None
@@ -382,7 +404,7 @@ def _numbered_page(
     start = (number - 1) * per_page
 
     def rows() -> list:
-        return list(queryset[start : start + per_page])
+        return list(source.queryset[start : start + per_page])
 
     items = cached_rows(number, rows) if cached_rows is not None else rows()
     page = Page(items=items, number=number, count=count, count_limit=limit, by_cursor=False)
@@ -402,8 +424,8 @@ def _numbered_page(
         page.next_url = _url(params, page=number + 1)
     elif count is None and items:
         # Past the numbered pages: on by cursor, or (ordered by rank) nowhere.
-        if keyset is not None:
-            cursor = encode_cursor(keyset, items[-1], number=number + 1)
+        if source.keyset is not None:
+            cursor = encode_cursor(source.keyset, items[-1], number=number + 1)
             page.next_url = _url(params, **{AFTER_PARAM: cursor})
         else:
             page.truncated = True

@@ -7,10 +7,11 @@ an uncached listing's ~4.8 ms (measured with bench-style CPU timing, docs/perfor
 
 What is remembered, and why it stays right:
 
-* ``{% url %}`` only when the view name and every argument are literals (``{% url 'orders:cart'
-  %}``, ``{% url 'x' 3 %}``); one with a variable argument goes to ``reverse()`` each time. The
-  key holds everything ``reverse()`` depends on besides the URLconf's contents: the current app
-  (as the built-in tag finds it), the script prefix and the thread's URLconf.
+* ``{% url %}`` per view name and argument values, when those are strings or numbers (an
+  object as argument goes to ``reverse()`` each time, as with the built-in tag), in a bounded
+  LRU (URL_CACHE_SIZE). The key holds everything ``reverse()`` depends on besides the URLconf's
+  contents: the current app (as the built-in tag finds it), the script prefix and the thread's
+  URLconf.
 * ``{% static %}`` per path: the storage answers from its manifest, read once at start.
 
 Both are forgotten when a setting changes (tests' ``override_settings``: STATIC_URL,
@@ -19,57 +20,57 @@ ROOT_URLCONF, STORAGES), the only way either answer changes inside a running pro
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django import template
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.template.base import FilterExpression, Parser, Token
+from django.template.base import Parser, Token
 from django.template.context import Context
 from django.template.defaulttags import URLNode
 from django.template.defaulttags import url as builtin_url
 from django.templatetags.static import StaticNode
 from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils.html import conditional_escape
+from django.utils.safestring import SafeString
 
 register = template.Library()
 
-_urls: dict[tuple, str] = {}
 _statics: dict[str, str] = {}
+# Distinct URLs remembered (per process): the site's fixed links plus the most used
+# per-object ones (a product's add-to-cart URL); least recently used ones are dropped.
+URL_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=URL_CACHE_SIZE)
+def _reverse(
+    name: str,
+    args: tuple,
+    kwargs: tuple,
+    current_app: str | None,
+    script_prefix: str,
+    urlconf: str | None,
+) -> str:
+    """reverse(), keyed on everything it depends on besides the URLconf's contents (the
+    script prefix is read by reverse() itself; it is in the key so each prefix has its own)."""
+    return reverse(name, args=args, kwargs=dict(kwargs), current_app=current_app, urlconf=urlconf)
 
 
 @receiver(setting_changed)
 def _forget(**kwargs: Any) -> None:
-    _urls.clear()
+    _reverse.cache_clear()
     _statics.clear()
-
-
-def _literal(expression: FilterExpression) -> tuple[bool, Any]:
-    """(True, value) for a literal without filters (``'name'``, ``3``), else (False, None)."""
-    if expression.filters:
-        return False, None
-    if not expression.is_var:
-        return True, expression.var
-    if expression.var.lookups is None:  # a number
-        return True, expression.var.literal
-    return False, None
 
 
 class CachedURLNode(URLNode):
     def __init__(self, node: URLNode) -> None:
         super().__init__(node.view_name, node.args, node.kwargs, node.asvar)
-        parts = [_literal(self.view_name)]
-        parts += [_literal(arg) for arg in self.args]
-        kwarg_parts = {name: _literal(value) for name, value in self.kwargs.items()}
-        self.constant = all(ok for ok, _ in parts) and all(ok for ok, _ in kwarg_parts.values())
-        if self.constant:
-            self.literal_name = parts[0][1]
-            self.literal_args = tuple(value for _, value in parts[1:])
-            self.literal_kwargs = tuple(sorted((k, v) for k, (_, v) in kwarg_parts.items()))
 
     def render(self, context: Context) -> str:
-        if not self.constant:
-            return super().render(context)
+        args = tuple(arg.resolve(context) for arg in self.args)
+        kwargs = tuple(sorted((k, v.resolve(context)) for k, v in self.kwargs.items()))
+        name = self.view_name.resolve(context)
         # The current app exactly as URLNode.render finds it.
         try:
             current_app = context.request.current_app
@@ -78,33 +79,23 @@ class CachedURLNode(URLNode):
                 current_app = context.request.resolver_match.namespace
             except AttributeError:
                 current_app = None
-        key = (
-            self.literal_name,
-            self.literal_args,
-            self.literal_kwargs,
-            current_app,
-            get_script_prefix(),
-            get_urlconf(),
-        )
-        url = _urls.get(key)
-        if url is None:
-            try:
-                url = reverse(
-                    self.literal_name,
-                    args=self.literal_args,
-                    kwargs=dict(self.literal_kwargs),
-                    current_app=current_app,
-                )
-            except NoReverseMatch:
-                if self.asvar is None:
-                    raise
-                url = ""
-            else:
-                _urls[key] = url
+        values = (name, *args, *(v for _, v in kwargs))
+        if not all(type(v) in _KEYABLE for v in values):
+            return super().render(context)  # e.g. a model instance as argument: as Django does
+        try:
+            url = _reverse(name, args, kwargs, current_app, get_script_prefix(), get_urlconf())
+        except NoReverseMatch:
+            if self.asvar is None:
+                raise
+            url = ""
         if self.asvar:
             context[self.asvar] = url
             return ""
         return conditional_escape(url) if context.autoescape else url
+
+
+# Argument types whose value alone decides the URL (and that hash by value).
+_KEYABLE = (str, int, SafeString)
 
 
 class CachedStaticNode(StaticNode):

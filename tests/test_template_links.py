@@ -45,13 +45,29 @@ def test_same_answers_as_the_builtin_tags() -> None:
     )
 
 
-def test_literal_urls_are_remembered_and_variable_ones_are_not() -> None:
+def test_urls_are_remembered_per_argument_value_and_objects_are_not_keys() -> None:
     template = (
         "{% load links %}{% url 'catalog:product_list' %}|{% url 'catalog:product_detail' s %}"
     )
     assert _render(template, {"s": "a"}) == "/products/|/products/a/"
     assert _render(template, {"s": "b"}) == "/products/|/products/b/"
-    assert len(template_links._urls) == 1  # the literal one only
+    assert _render(template, {"s": "a"}) == "/products/|/products/a/"
+    info = template_links._reverse.cache_info()
+    assert (info.currsize, info.hits) == (3, 3)
+
+    class Slug:  # an object as argument: its str() may change, so reverse() every time
+        def __init__(self, text: str) -> None:
+            self.text = text
+
+        def __str__(self) -> str:
+            return self.text
+
+    slug = Slug("c")
+    text = "{% load links %}{% url 'catalog:product_detail' s %}"
+    assert _render(text, {"s": slug}) == "/products/c/"
+    slug.text = "d"
+    assert _render(text, {"s": slug}) == "/products/d/"
+    assert template_links._reverse.cache_info().currsize == 3
 
 
 def test_a_script_prefix_or_a_changed_setting_gives_fresh_answers() -> None:
@@ -77,4 +93,4 @@ def test_current_app_is_part_of_the_key() -> None:
     text = "{% load links %}{% url 'catalog:product_list' %}"
     assert engines["django"].from_string(text).render({}, request) == "/products/"
     assert _render(text) == "/products/"
-    assert len(template_links._urls) == 2
+    assert template_links._reverse.cache_info().currsize == 2

@@ -36,7 +36,9 @@ class Category(models.Model):
         return self.name
 
     def get_absolute_url(self) -> str:
-        return reverse("catalog:product_list") + f"?category={self.slug}"
+        # Product pages link their category twice: no reverse() per call (see Product's).
+        urlconf = get_urlconf() or settings.ROOT_URLCONF
+        return f"{_listing_url(get_script_prefix(), urlconf)}?category={self.slug}"
 
 
 class ProductQuerySet(models.QuerySet):
@@ -45,6 +47,12 @@ class ProductQuerySet(models.QuerySet):
 
 
 _SLUG_PLACEHOLDER = "slug-placeholder-0"
+
+
+@functools.lru_cache(maxsize=8)
+def _listing_url(script_prefix: str, urlconf: str) -> str:
+    """The listing's URL per script prefix and URLconf (see _product_url_pattern)."""
+    return reverse("catalog:product_list", urlconf=urlconf)
 
 
 @functools.lru_cache(maxsize=8)

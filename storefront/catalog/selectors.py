@@ -219,19 +219,24 @@ def product_count_bounded(*, filters: str, limit: int, compute: Callable[[], int
     )
 
 
-def product_count_estimate(*, products: QuerySet[Product], filters: str) -> int | None:
+def product_count_estimate(
+    *, products: QuerySet[Product] | Callable[[], QuerySet[Product]], filters: str
+) -> int | None:
     """About how many products a listing holds (PostgreSQL's planner estimate), or None.
 
     For listings longer than the numbered pages, whose exact COUNT would read every match.
     Cached per filter set (`listing_filters_key`) in the catalog namespace, so product changes
-    refresh it; elsewhere than PostgreSQL there is no estimate to cache.
+    refresh it; elsewhere than PostgreSQL there is no estimate to cache. `products` may be a
+    function building the queryset (called on a miss only).
     """
     if connection.vendor != "postgresql":
         return None
     return caching.get_or_set(
         "catalog",
         _estimate_key(filters),
-        lambda: pagination.planner_row_estimate(products.order_by()),
+        lambda: pagination.planner_row_estimate(
+            (products() if callable(products) else products).order_by()
+        ),
         settings.STOREFRONT_CACHE_TTL_QUERIES,
     )
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -91,13 +92,16 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
         category_ids = selectors.category_with_descendant_ids(
             category=current_category, categories=categories
         )
-    products = selectors.product_listing_rows(
-        category_ids=category_ids,
-        search=data.get("q", ""),
-        min_price=data.get("min_price"),
-        max_price=data.get("max_price"),
-        sort=sort,
-    )
+
+    def products() -> QuerySet:  # built only if a count or rows are not cached
+        return selectors.product_listing_rows(
+            category_ids=category_ids,
+            search=data.get("q", ""),
+            min_price=data.get("min_price"),
+            max_price=data.get("max_price"),
+            sort=sort,
+        )
+
     try:
         page = pagination.paginate(
             products,
