@@ -2,7 +2,7 @@
 """`make bench`: Storefront's benchmark report (bench/REPORT.md, bench/results/, bench/plots/).
 
     .venv/bin/python bench/run.py                  # quick mode (default): well under 10 minutes
-    .venv/bin/python bench/run.py --mode full      # 10k / 100k / 1M products, 1M orders
+    .venv/bin/python bench/run.py --mode full      # 10k / 100k / 1M products, 1M orders: bench/full/
     .venv/bin/python bench/run.py --mode smoke --out /tmp/bench-smoke   # self-check, elsewhere
     make bench [BENCH_MODE=full]
 
@@ -111,9 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         default=None,
-        help="write REPORT.md, results/ and plots/ here instead of bench/ (smoke checks)",
+        help="write REPORT.md, results/ and plots/ here instead of bench/ (default for the full "
+        "mode: bench/full, so the committed quick and full reports both stay)",
     )
     args = parser.parse_args(argv)
+    if args.out is None and args.mode == "full":
+        args.out = BENCH_DIR / "full"
     report_path, results_dir, plots_dir = REPORT, RESULTS_DIR, PLOTS_DIR
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

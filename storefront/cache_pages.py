@@ -51,6 +51,7 @@ KEPT_HEADERS = (
     "Referrer-Policy",
 )
 _PLACEHOLDER_FLAG = "_storefront_csrf_placeholder"
+_PLACEHOLDER = CSRF_PLACEHOLDER.encode()
 
 View = Callable[..., HttpResponse]
 Scopes = Callable[..., Iterable[str]]
@@ -100,10 +101,7 @@ def _freeze(response: HttpResponse) -> dict[str, Any]:
 
 
 def _thaw(frozen: dict[str, Any]) -> HttpResponse:
-    response = HttpResponse(frozen["content"])
-    for header, value in frozen["headers"].items():
-        response[header] = value
-    return response
+    return HttpResponse(frozen["content"], headers=frozen["headers"])
 
 
 def _fill_csrf(request: HttpRequest, response: HttpResponse) -> None:
@@ -251,16 +249,18 @@ class CachedPageMiddleware:
             return self.get_response(request)
         request.get_host()  # an unknown Host: DisallowedHost (400), as without this shortcut
         with caching.versions_snapshot():
-            if spec.query_params is not None:
+            if spec.query_params is not None and request.GET:
                 request.GET = canonical_query(request.GET, spec.query_params)
             frozen, slot = spec.lookup(request, *match.args, **match.kwargs)
-            if frozen is not caching.MISSING and CSRF_PLACEHOLDER.encode() not in frozen["content"]:
+            content = frozen["content"] if frozen is not caching.MISSING else None
+            if content is not None and _PLACEHOLDER not in content:
                 request.resolver_match = match  # for the metrics' view label
                 response = _thaw(frozen)
                 response[CACHE_HEADER] = "HIT"
-                patch_vary_headers(response, ["Cookie"])
+                # Set outright: a stored page keeps no Vary header (KEPT_HEADERS).
+                response["Vary"] = "Cookie"
                 # What CommonMiddleware (below) would add: gunicorn then need not chunk it.
-                response["Content-Length"] = str(len(response.content))
+                response["Content-Length"] = str(len(content))
                 return response
             setattr(request, _EARLY_LOOKUP, (frozen, slot))
             return self.get_response(request)
