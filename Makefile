@@ -14,7 +14,7 @@ XDIST ?= 0
 
 # `make bench BENCH_MODE=full`: 10k / 100k / 1M products and 1M orders (quick: 10k and 100k).
 BENCH_MODE ?= quick
-# `make loadtest SHAPE=stress|browse`, `LOADTEST_HOST=http://...` to load a running stack instead.
+# `make loadtest SHAPE=peak|large|stress|browse`, `LOADTEST_HOST=http://...` to load a running stack instead.
 SHAPE ?= steady
 
 export PYTHON VENV
@@ -63,7 +63,7 @@ docs-serve: install ## Serve the manual with live reload on http://127.0.0.1:800
 bench: install ## Benchmark report (bench/REPORT.md); BENCH_MODE=quick (<10 min) or full
 	$(VENV)/bin/python bench/run.py --mode $(BENCH_MODE)
 
-loadtest: install ## Locust load test (loadtest/results/); SHAPE=steady (60 s), browse or stress
+loadtest: install ## Locust load test (loadtest/results/); SHAPE=steady (60 s), peak, large, browse or stress
 	$(VENV)/bin/python loadtest/run.py --shape $(SHAPE)
 
 security: install ## Scanners and scripted attacks on a production-profile stack (security/REPORT.md)

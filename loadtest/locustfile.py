@@ -1,8 +1,10 @@
-"""Locust load test of Storefront: realistic visitors, three load shapes.
+"""Locust load test of Storefront: realistic visitors, five load shapes.
 
     make loadtest                       # steady shape, 60 s, against a stack loadtest/run.py starts
+    make loadtest SHAPE=peak            # one minute at a fixed request rate (the bench's figure)
+    make loadtest SHAPE=large           # the browse shape on a 1,000,000-product catalog
     make loadtest SHAPE=stress          # ramp until error rate > 1 % or p95 > 1 s, then stop
-    make loadtest SHAPE=browse          # large-dataset browse (deep keyset pages, search)
+    make loadtest SHAPE=browse          # large-dataset browse (deep keyset pages, search), 100k
     LOADTEST_HOST=http://127.0.0.1:8000 make loadtest     # an already running stack
 
 Run directly: `locust -f loadtest/locustfile.py --headless --host URL` with LOADTEST_SHAPE.
@@ -17,15 +19,24 @@ Users (weights in brackets):
 - ApiClient [2]: token from /api/auth/token/ (a new one per client, stored hashed, expiring),
   then /api/products/ following the cursors; revokes it (POST /api/auth/logout/) when it stops.
 
-Environment: LOADTEST_SHAPE (steady | browse | stress), LOADTEST_USERS (steady/browse peak,
-default 20), LOADTEST_SPAWN_RATE (default 5/s), LOADTEST_DURATION (seconds, default 60),
-LOADTEST_SHOPPERS (seeded shoppers to log in as, default 200), LOADTEST_STRESS_STEP (users
-added per step, default 10), LOADTEST_STRESS_STEP_SECONDS (default 15), LOADTEST_STRESS_MAX_USERS
-(default 400), LOADTEST_STRESS_MAX_SECONDS (default 300), LOADTEST_RESULT (where the stress
-shape writes its verdict as JSON).
+Only 2xx answers are successes: any other final status (a 404, a 409 stock shortfall, a 429 of
+nginx's limiter, a 5xx, a redirect left unfollowed) or no answer is a failure in the records
+below, which loadtest/run.py's summaries count, and never throughput (Locust's own statistics
+agree for 4xx, 5xx and no answer; the tasks no longer mark a 404 or 409 a success).
 
-The login POSTs are rate-limited by nginx per client address (5 r/m, burst 5): loadtest/run.py
-therefore runs against gunicorn directly (see there).
+Environment: LOADTEST_SHAPE (steady | browse | large | peak | stress), LOADTEST_USERS
+(steady/browse/large users, default 20; peak: the users sharing the rate), LOADTEST_SPAWN_RATE
+(default 5/s), LOADTEST_DURATION (seconds, default 60), LOADTEST_RATE (peak: requests per
+second, all users together), LOADTEST_WARMUP (peak: seconds after the last user started before
+the measured minute, default 15), LOADTEST_SHOPPERS (seeded shoppers to log in as, default
+200), LOADTEST_STRESS_STEP (users added per step, default 20), LOADTEST_STRESS_STEP_SECONDS
+(default 15), LOADTEST_STRESS_MAX_USERS (default 600), LOADTEST_STRESS_MAX_SECONDS (default
+300), LOADTEST_RECORDS (where every request is written at the end as JSON: end time, response
+time, status, 2xx or not, name; with the peak shape's measured window, the users over time and
+the stress verdict; loadtest/run.py computes the summaries from it).
+
+Every simulated user comes from 127.0.0.1: loadtest/run.py raises nginx's per-address limits
+for its run (see there).
 """
 
 from __future__ import annotations
@@ -34,8 +45,12 @@ import json
 import os
 import random
 import re
+import time
+from collections.abc import Callable
 
-from locust import HttpUser, LoadTestShape, between, task
+import gevent
+from locust import HttpUser, LoadTestShape, between, constant, events, task
+from locust.clients import HttpSession
 
 SHOPPER_PASSWORD = "shopper-2026"  # storefront/seeding/shoppers.py SHOPPER_PASSWORD
 STAFF = ("staff", "demo-staff-2026")  # storefront/seeding/demo.py DEMO_STAFF
@@ -73,16 +88,16 @@ class BrowsingMixin:
         if sort:
             params["sort"] = sort
         if SEEN_CATEGORIES and random.random() < 0.3:
+            # Page 1 only: a small category has fewer pages, and asking for one it lacks would
+            # be a 404 of the script's making (deeper pages come from its Next links).
             params["category"] = random.choice(SEEN_CATEGORIES)
-        page = random.choice([1, 1, 1, 2, 3, 5])
-        if page > 1:
-            params["page"] = page
+        else:
+            page = random.choice([1, 1, 1, 2, 3, 5])  # the catalog's numbered pages are 1-5
+            if page > 1:
+                params["page"] = page
         with self.client.get(
             "/products/", params=params, name="/products/ [listing]", catch_response=True
         ) as r:
-            if r.status_code == 404 and "page" in params:
-                r.success()  # a small category has fewer pages
-                return
             if r.status_code != 200:
                 r.failure(f"listing {r.status_code}")
                 return
@@ -109,13 +124,8 @@ class BrowsingMixin:
             self.client.get("/", name="/ [home]")
             return None
         slug = random.choice(SEEN_SLUGS)
-        with self.client.get(
-            f"/products/{slug}/", name="/products/<slug>/", catch_response=True
-        ) as r:
-            if r.status_code == 404:
-                r.success()  # sold out or deactivated meanwhile
-                return None
-            return r.text if r.status_code == 200 else None
+        r = self.client.get(f"/products/{slug}/", name="/products/<slug>/")
+        return r.text if r.status_code == 200 else None
 
     def login(self, username: str, password: str) -> bool:
         r = self.client.get("/accounts/login/", name="/accounts/login/")
@@ -200,10 +210,9 @@ class Shopper(BrowsingMixin, HttpUser):
             name="/cart/add/<id>/ [POST]",
             catch_response=True,
         ) as r:
-            if r.status_code in (200, 409):  # redirected to the cart; 409: not enough stock left
-                r.success()
-                self.in_cart += r.status_code == 200
-            else:
+            if r.status_code == 200:  # redirected to the cart
+                self.in_cart += 1
+            else:  # a 409 (not enough stock left) too: only 2xx answers are successes
                 r.failure(f"cart add {r.status_code}")
 
     @task(1)
@@ -227,9 +236,7 @@ class Shopper(BrowsingMixin, HttpUser):
         ) as r:
             if r.status_code == 200:
                 self.in_cart = 0
-            elif r.status_code == 409:  # a stock shortfall: the cart is kept, nothing written
-                r.success()
-            else:
+            else:  # a 409 (stock shortfall: the cart is kept, nothing written) too
                 r.failure(f"checkout {r.status_code}")
 
     @task(1)
@@ -307,11 +314,114 @@ class ApiClient(HttpUser):
             self.client.get("/api/orders/", name="/api/orders/")
 
 
+# --- what every request answered (loadtest/run.py's summaries) ---------------------------------
+
+SHAPE = os.environ.get("LOADTEST_SHAPE", "steady")
+# [end time (epoch s), response time ms, final status (0: no answer), 1 if a success, name]
+RECORDS: list[list] = []
+COUNTS = {"ok": 0, "failed": 0}
+# Written with the records: the peak shape's measured window, users over time, stress verdict.
+RUN: dict = {"shape": SHAPE, "window": None, "users": [], "verdict": None, "pacer": None}
+
+
+def is_success(status: int, exception: object) -> bool:
+    """Only a 2xx final answer the task did not mark failed (a login without a session)."""
+    return exception is None and 200 <= status < 300
+
+
+@events.request.add_listener
+def _record(
+    request_type: str,
+    name: str,
+    response_time: float,
+    response_length: int,
+    response: object = None,
+    exception: object = None,
+    start_time: float | None = None,
+    **_: object,
+) -> None:
+    status = int(getattr(response, "status_code", 0) or 0)
+    ok = is_success(status, exception)
+    started = start_time if start_time is not None else time.time() - response_time / 1000
+    end = round(started + response_time / 1000, 4)
+    RECORDS.append([end, round(response_time, 2), status, int(ok), f"{request_type} {name}"])
+    COUNTS["ok" if ok else "failed"] += 1
+
+
+@events.test_stop.add_listener
+def _write_records(**_: object) -> None:
+    if PACER is not None:
+        RUN["pacer"] = PACER.describe()
+    path = os.environ.get("LOADTEST_RECORDS")
+    if path:
+        with open(path, "w") as out:
+            json.dump({**RUN, "records": RECORDS}, out)
+
+
+class RequestPacer:
+    """Hands out request slots so that all users together make `rate` requests a second.
+
+    Locust's constant_throughput paces each user's tasks, but a task here makes one request (a
+    product page) or twenty (a listing and its Next pages), so no task rate is a request rate.
+    Instead each request (HttpSession.request, wrapped below for the peak shape) first takes
+    the next slot of one timeline shared by all users, 1/rate seconds apart, and sleeps until
+    it (gevent runs one greenlet at a time: no lock needed). Users then need no think time.
+    When they cannot keep up (the server answers slower than users × rate allows) the
+    timeline falls behind; it never banks more than `max_idle` seconds of unused slots, so it
+    never bursts to catch up.
+    """
+
+    def __init__(
+        self, rate: float, clock: Callable[[], float] = time.monotonic, max_idle: float = 0.5
+    ) -> None:
+        self.rate = rate
+        self.clock = clock
+        self.max_idle = max_idle
+        self.slots = 0
+        self.next_slot: float | None = None
+
+    def delay(self) -> float:
+        """Seconds the calling request waits for its slot."""
+        now = self.clock()
+        if self.next_slot is None or self.next_slot < now - self.max_idle:
+            self.next_slot = now
+        start = self.next_slot
+        self.next_slot = start + 1 / self.rate
+        self.slots += 1
+        return max(0.0, start - now)
+
+    def describe(self) -> dict:
+        return {"rate": self.rate, "slots_taken": self.slots, "max_idle_s": self.max_idle}
+
+
+PACER: RequestPacer | None = None
+
+
+def _paced(request: Callable) -> Callable:
+    """HttpSession.request, after waiting for the pacer's next slot (outside the timing)."""
+
+    def paced_request(session: HttpSession, method: str, url: str, *args, **kwargs):
+        assert PACER is not None
+        gevent.sleep(PACER.delay())
+        return request(session, method, url, *args, **kwargs)
+
+    return paced_request
+
+
 # --- load shapes (one is active: LOADTEST_SHAPE) -------------------------------------------------
 
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name) or default)
+
+
+def _env_float(name: str, default: float) -> float:
+    return float(os.environ.get(name) or default)
+
+
+def _note_users(shape: LoadTestShape) -> None:
+    """Users over time, for joining the resource samples (loadtest/run.py) to a user count."""
+    RUN["users"].append([round(time.time(), 2), shape.get_current_user_count()])
 
 
 class SteadyPeak(LoadTestShape):
@@ -322,6 +432,7 @@ class SteadyPeak(LoadTestShape):
     duration = _env_int("LOADTEST_DURATION", 60)
 
     def tick(self):
+        _note_users(self)
         if self.get_run_time() >= self.duration:
             return None
         return self.users, self.spawn_rate
@@ -329,7 +440,7 @@ class SteadyPeak(LoadTestShape):
 
 class LargeDatasetBrowse(SteadyPeak):
     """The steady shape with anonymous browsers and API clients only, paging deep into a large
-    catalog."""
+    catalog (browse: 100k products, large: 1,000,000)."""
 
     def tick(self):
         steady = super().tick()
@@ -346,18 +457,48 @@ class DeepBrowser(AnonymousBrowser):
         self.browse_listing(deep=random.choice([5, 10, 20]))
 
 
-class StressRamp(LoadTestShape):
-    """Add LOADTEST_STRESS_STEP users every LOADTEST_STRESS_STEP_SECONDS until it breaks.
+class PeakRate(LoadTestShape):
+    """The steady mix at a fixed request rate: LOADTEST_USERS users share LOADTEST_RATE requests
+    a second (RequestPacer replaces their think time). They start at LOADTEST_SPAWN_RATE/s
+    (Locust's start() returns once all are started), LOADTEST_WARMUP seconds more let their
+    logins finish and the caches fill, then LOADTEST_DURATION seconds are measured:
+    RUN["window"] holds that interval (epoch seconds), which loadtest/run.py summarizes."""
 
-    Every few seconds the runner's stats are checked: over the last window, an error rate
-    above 1 % or a p95 above 1 s ends the test (tick returns None) and the user count reached
-    is recorded (LOADTEST_RESULT, JSON) and printed. Also stops at LOADTEST_STRESS_MAX_USERS or
-    LOADTEST_STRESS_MAX_SECONDS, whichever comes first.
+    users = _env_int("LOADTEST_USERS", 20)
+    spawn_rate = _env_int("LOADTEST_SPAWN_RATE", 5)
+    warmup = _env_int("LOADTEST_WARMUP", 15)
+    duration = _env_int("LOADTEST_DURATION", 60)
+
+    def tick(self):
+        _note_users(self)
+        now = time.time()
+        window = RUN["window"]
+        if window is None:
+            if self.get_run_time() >= self.users / self.spawn_rate + self.warmup:
+                RUN["window"] = {"start": round(now, 3), "end": round(now + self.duration, 3)}
+        elif now >= window["end"]:
+            return None
+        return self.users, self.spawn_rate
+
+
+class StressRamp(LoadTestShape):
+    """LOADTEST_STRESS_STEP users more every LOADTEST_STRESS_STEP_SECONDS until it breaks.
+
+    After the first step's users, the next ones start one at a time, spread evenly (a step of
+    20 every 15 s: one user every 0.75 s): a whole step starting in one second would send its
+    logins (PBKDF2 password hashing, by design some 0.3-1 s of CPU each) together, and the
+    queue behind that burst, not the user count, would trip the p95.
+
+    Every few seconds the window since the last check is judged: more than 1 % of its answers
+    not 2xx (or none at all), or a p95 above 1 s (Locust's rolling 10 s window), ends the test
+    (tick returns None); the user count reached, the window's 2xx rate and the wall-clock time
+    are recorded (RUN["verdict"], written with the records) and printed. Also stops at
+    LOADTEST_STRESS_MAX_USERS users or LOADTEST_STRESS_MAX_SECONDS, whichever comes first.
     """
 
-    step = _env_int("LOADTEST_STRESS_STEP", 10)
+    step = _env_int("LOADTEST_STRESS_STEP", 20)
     step_seconds = _env_int("LOADTEST_STRESS_STEP_SECONDS", 15)
-    max_users = _env_int("LOADTEST_STRESS_MAX_USERS", 400)
+    max_users = _env_int("LOADTEST_STRESS_MAX_USERS", 600)
     max_seconds = _env_int("LOADTEST_STRESS_MAX_SECONDS", 300)
     check_every = 5.0
     max_error_rate = 0.01
@@ -369,65 +510,91 @@ class StressRamp(LoadTestShape):
         self._last_counts = (0, 0)
         self.verdict: dict | None = None
 
-    def _window(self) -> tuple[float, float | None, int]:
-        total = self.runner.stats.total
-        requests, failures = total.num_requests, total.num_failures
-        d_req, d_fail = requests - self._last_counts[0], failures - self._last_counts[1]
-        self._last_counts = (requests, failures)
-        error_rate = d_fail / d_req if d_req else 0.0
-        # The runner's rolling window (CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW, 10 s).
-        p95 = total.get_current_response_time_percentile(0.95)
-        return error_rate, p95, d_req
+    def _window(self, seconds: float) -> dict:
+        ok, failed = COUNTS["ok"], COUNTS["failed"]
+        d_ok, d_failed = ok - self._last_counts[0], failed - self._last_counts[1]
+        self._last_counts = (ok, failed)
+        answered = d_ok + d_failed
+        return {
+            "requests": answered,
+            "error_rate": d_failed / answered if answered else 0.0,
+            "rate_2xx": d_ok / seconds if seconds > 0 else 0.0,
+            # The runner's rolling window (CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW, 10 s).
+            "p95_ms": self.runner.stats.total.get_current_response_time_percentile(0.95),
+        }
 
-    def _stop(self, reason: str, users: int) -> None:
+    def _stop(self, reason: str, users: int, window: dict | None) -> None:
         total = self.runner.stats.total
         self.verdict = {
             "reason": reason,
             "users_reached": users,
+            "stopped_at": round(time.time(), 2),
             "run_time_s": round(self.get_run_time(), 1),
+            "window_s": self.check_every,
+            "window_requests": window["requests"] if window else None,
+            "window_rate_2xx": round(window["rate_2xx"], 1) if window else None,
+            "window_error_rate": round(window["error_rate"], 4) if window else None,
+            "window_p95_ms": window["p95_ms"] if window else None,
             "requests": total.num_requests,
-            "failures": total.num_failures,
+            "ok_2xx": COUNTS["ok"],
+            "failures": COUNTS["failed"],
             "p95_ms_overall": total.get_response_time_percentile(0.95),
-            "rps_overall": round(total.total_rps, 1),
         }
+        RUN["verdict"] = self.verdict
         print(f"STRESS RESULT {json.dumps(self.verdict)}", flush=True)
-        path = os.environ.get("LOADTEST_RESULT")
-        if path:
-            with open(path, "w") as out:
-                json.dump(self.verdict, out, indent=1)
 
     def tick(self):
         if self.verdict is not None:
             return None
+        _note_users(self)
         run_time = self.get_run_time()
-        users = min(self.max_users, self.step * (1 + int(run_time // self.step_seconds)))
+        users = min(self.max_users, self.step + int(run_time * self.step / self.step_seconds))
         current = self.get_current_user_count()
         if run_time - self._last_check >= self.check_every and run_time > self.step_seconds:
+            window = self._window(run_time - self._last_check)
             self._last_check = run_time
-            error_rate, p95, window_requests = self._window()
-            if window_requests >= 20 and error_rate > self.max_error_rate:
-                self._stop(f"error rate {error_rate:.1%} > 1% at {current} users", current)
+            if window["requests"] == 0:
+                self._stop(
+                    f"no answers in {self.check_every:.0f} s at {current} users", current, window
+                )
                 return None
-            if p95 is not None and p95 > self.max_p95_ms:
-                self._stop(f"p95 {p95:.0f} ms > 1000 ms at {current} users", current)
+            if window["requests"] >= 20 and window["error_rate"] > self.max_error_rate:
+                self._stop(
+                    f"error rate {window['error_rate']:.1%} > 1% at {current} users",
+                    current,
+                    window,
+                )
+                return None
+            if window["p95_ms"] is not None and window["p95_ms"] > self.max_p95_ms:
+                self._stop(
+                    f"p95 {window['p95_ms']:.0f} ms > 1000 ms at {current} users", current, window
+                )
                 return None
         if run_time >= self.max_seconds:
-            self._stop(f"time limit {self.max_seconds} s without breaking", current)
-            return None
-        if current >= self.max_users and run_time >= self.max_seconds:
+            self._stop(f"time limit {self.max_seconds} s without breaking", current, None)
             return None
         return users, max(1, self.step)
 
 
-_SHAPES = {"steady": SteadyPeak, "browse": LargeDatasetBrowse, "stress": StressRamp}
-_selected = os.environ.get("LOADTEST_SHAPE", "steady")
-if _selected not in _SHAPES:
-    raise SystemExit(f"LOADTEST_SHAPE must be one of {', '.join(_SHAPES)}, not {_selected!r}")
+_SHAPES = {
+    "steady": SteadyPeak,
+    "browse": LargeDatasetBrowse,
+    "large": LargeDatasetBrowse,
+    "peak": PeakRate,
+    "stress": StressRamp,
+}
+if SHAPE not in _SHAPES:
+    raise SystemExit(f"LOADTEST_SHAPE must be one of {', '.join(_SHAPES)}, not {SHAPE!r}")
 # Locust uses the one LoadTestShape subclass it finds in this module's namespace: keep only the
-# selected one visible. DeepBrowser is a user class of the browse shape only.
-for _name, _cls in _SHAPES.items():
-    if _name != _selected:
-        del globals()[_cls.__name__]
-if _selected != "browse":
+# selected one visible. DeepBrowser is a user class of the browse and large shapes only.
+for _cls in set(_SHAPES.values()) - {_SHAPES[SHAPE]}:
+    del globals()[_cls.__name__]
+if _SHAPES[SHAPE] is not _SHAPES["browse"]:
     del globals()["DeepBrowser"]
-del _name, _cls
+del _cls
+if SHAPE == "peak":
+    PACER = RequestPacer(_env_float("LOADTEST_RATE", 20.0))
+    HttpSession.request = _paced(HttpSession.request)
+    for _user in (AnonymousBrowser, Shopper, DashboardCustomer, StaffUser, ApiClient):
+        _user.wait_time = constant(0)  # the same users and tasks; the pacer sets the pace
+    del _user
