@@ -30,8 +30,8 @@ MICRO_HIT = {"X-Cache-Status": ("HIT", "UPDATING", "STALE")}
 METHOD_UNCACHED = (
     "a second gunicorn (and nginx) on the same database started with "
     "STOREFRONT_CACHE_TTL_PAGES=0 and a cache key prefix of its own: Django's page cache stores "
-    "nothing (caching.store_in with timeout 0 is django-redis' set(timeout=0), which deletes the "
-    "key) and finds nothing another stack stored, so every request renders its page; the "
+    "nothing (with a timeout of 0 the page-cache wrapper skips its store: no round trip) and "
+    "finds nothing another stack stored, so every request renders its page; the "
     "probe's second GET of the same URL must answer X-Storefront-Cache: MISS, else the run "
     "fails. The inner caches (category tree, counts, query results) keep their production "
     "TTLs; the nginx microcache is off"

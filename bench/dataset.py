@@ -31,8 +31,8 @@ THROUGHPUT_LIMITS = {
 # address within one millisecond are refused whatever the rate, which at tens of thousands of
 # req/s from wrk means 429s. The bench's rendered copy gets this burst instead.
 THROUGHPUT_BURST = 1_000_000
-# "Uncached" stacks: Django's page cache stores nothing (caching.store_in with timeout 0 is
-# django-redis' set(timeout=0), which deletes the key), so every request renders the page and
+# "Uncached" stacks: Django's page cache stores nothing (with a timeout of 0 the page-cache
+# wrapper skips its store, storefront/cache_pages.py), so every request renders the page and
 # answers X-Storefront-Cache: MISS. The inner caches (category tree, counts, fragments) keep
 # their production TTLs. See uncached_env: a key prefix of their own as well.
 UNCACHED_ENV = {"STOREFRONT_CACHE_TTL_PAGES": "0"}

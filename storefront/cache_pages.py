@@ -207,7 +207,11 @@ def _respond(
         finally:
             setattr(request, _PLACEHOLDER_FLAG, False)
         if _is_storable(response, honor_cache_control=spec.honor_cache_control):
-            caching.store_in(slot, _freeze(response), spec.timeout())
+            timeout = spec.timeout()
+            # A timeout of 0 stores nothing (the page cache is off): no round trip to set a
+            # key that would expire at once (django-redis turns set(timeout=0) into a DELETE).
+            if timeout > 0:
+                caching.store_in(slot, _freeze(response), timeout)
             response[CACHE_HEADER] = "MISS"
         else:
             response[CACHE_HEADER] = "BYPASS"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import reduce
+from functools import lru_cache, reduce
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
@@ -34,12 +34,13 @@ class Keyset:
     @classmethod
     def of(cls, queryset: QuerySet) -> Keyset:
         ordering = tuple(queryset.query.order_by) or tuple(queryset.model._meta.ordering)
-        fields = ordering_fields(queryset.model, ordering)
-        if not fields or not (fields[-1].unique or fields[-1].primary_key):
-            raise ImproperlyConfigured(
-                f"Keyset pagination needs an ordering ending in a unique column, got {ordering!r}."
-            )
-        return cls(ordering=ordering, fields=tuple(fields))
+        return cls.for_ordering(queryset.model, ordering)
+
+    @classmethod
+    def for_ordering(cls, model: type[Model], ordering: Sequence[str]) -> Keyset:
+        """The keyset of `model` rows ordered by `ordering`, without a queryset to read it from
+        (a page whose rows are cached need not build one)."""
+        return _keyset_for(model, tuple(ordering))
 
     def position_of(self, row: Model) -> list[str]:
         """The row's ordering values as strings (the portable form a cursor carries)."""
@@ -75,6 +76,17 @@ class Keyset:
         if values is not None:
             queryset = queryset.filter(rows_after(ordering, values))
         return queryset
+
+
+@lru_cache(maxsize=256)
+def _keyset_for(model: type[Model], ordering: tuple[str, ...]) -> Keyset:
+    # Cached: a handful of orderings per model; Keyset is frozen, its fields the model's own.
+    fields = ordering_fields(model, ordering)
+    if not fields or not (fields[-1].unique or fields[-1].primary_key):
+        raise ImproperlyConfigured(
+            f"Keyset pagination needs an ordering ending in a unique column, got {ordering!r}."
+        )
+    return Keyset(ordering=ordering, fields=tuple(fields))
 
 
 def ordering_fields(model: type[Model], ordering: Sequence[Any]) -> list[Field]:

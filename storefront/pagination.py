@@ -22,6 +22,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from django.core import signing
 from django.db import connections
@@ -198,14 +199,22 @@ def _single(params: QueryDict, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _url(params: QueryDict, **changes: object) -> str:
+def _base_query(params: QueryDict) -> str:
+    """`params` without the paging parameters, encoded: what every link of a page keeps."""
     query = params.copy()
     for name in (PAGE_PARAM, AFTER_PARAM, BEFORE_PARAM):
         query.pop(name, None)
-    for name, value in changes.items():
-        if value is not None:
-            query[name] = str(value)
-    encoded = query.urlencode()
+    return query.urlencode()
+
+
+def _url(base: str, **changes: object) -> str:
+    """A link to `base` (from `_base_query`) with `changes` set (None: left out).
+
+    The same string as copying the QueryDict, setting the changes and encoding it again (the
+    changes come last, encoded alike), built from one encoding per page instead of one per link.
+    """
+    extra = urlencode({name: str(value) for name, value in changes.items() if value is not None})
+    encoded = f"{base}&{extra}" if base and extra else base or extra
     return f"?{encoded}" if encoded else "?"
 
 
@@ -213,9 +222,14 @@ class _Source:
     """The queryset to page and its keyset, each built on first use: a numbered page whose count
     and rows come from the caller's caches (`cached_count`, `cached_rows`) builds neither."""
 
-    def __init__(self, queryset: QuerySet | Callable[[], QuerySet]) -> None:
+    def __init__(
+        self,
+        queryset: QuerySet | Callable[[], QuerySet],
+        keyset: Callable[[], Keyset | None] | None = None,
+    ) -> None:
         self._make = queryset if callable(queryset) else None
         self._queryset = None if callable(queryset) else queryset
+        self._make_keyset = keyset
         self._keyset: Keyset | bool | None = False  # False: not looked at yet
 
     @property
@@ -228,7 +242,8 @@ class _Source:
     def keyset(self) -> Keyset | None:
         if self._keyset is False:
             try:
-                self._keyset = Keyset.of(self.queryset)
+                make = self._make_keyset
+                self._keyset = make() if make is not None else Keyset.of(self.queryset)
             except NotKeysetOrderable:
                 self._keyset = None  # ordered by a computed value: numbered pages only
         return self._keyset
@@ -243,7 +258,8 @@ def paginate(
     jump_rows: int = 0,
     estimate_count: Callable[[], int | None] | None = None,
     cached_count: Callable[[int, Callable[[], int]], int] | None = None,
-    cached_rows: Callable[[int, Callable[[], list]], list] | None = None,
+    cached_rows: Callable[[int | str, Callable[[], list]], list] | None = None,
+    keyset: Callable[[], Keyset | None] | None = None,
 ) -> Page:
     """The page of `queryset` that `params` (a request's GET) asks for.
 
@@ -257,15 +273,18 @@ def paginate(
     asked only when more rows match than the numbered pages hold, for "about N" totals.
     `cached_count(limit, compute)`, when given, answers the numbered pages' bounded COUNT
     (`compute()` counts at most limit + 1 rows) from a cache of the caller's;
-    `cached_rows(number, compute)` likewise answers numbered page `number`'s rows. `queryset`
-    may be a function that builds it, called only when a query is needed.
+    `cached_rows(page, compute)` likewise answers a page's rows: `page` is the number of a
+    numbered page, or ``after:<cursor>`` / ``before:<cursor>`` for a cursor page (a cursor
+    that decoded: signed by this app, of this ordering). `queryset` may be a function that
+    builds it, called only when a query is needed; `keyset`, when given, answers
+    `Keyset.of(queryset)` (None: not keyset-orderable) without building the queryset.
     """
     page_raw = _single(params, PAGE_PARAM)
     after = _single(params, AFTER_PARAM)
     before = _single(params, BEFORE_PARAM)
     if sum(value is not None for value in (page_raw, after, before)) > 1:
         raise BadPageRequest("Give only one of “page”, “after” and “before”.")
-    source = _Source(queryset)
+    source = _Source(queryset, keyset)
     if after is not None or before is not None:
         keyset = source.keyset
         if keyset is None:
@@ -274,13 +293,14 @@ def paginate(
                 "further."
             )
         return _cursor_page(
-            source.queryset,
+            source,
             keyset,
             params=params,
             per_page=per_page,
             cursor=after if after is not None else before,
             backwards=before is not None,
             max_numbered_pages=max_numbered_pages,
+            cached_rows=cached_rows,
         )
     number = _page_number(page_raw, max_numbered_pages, deeper=jump_rows > 0)
     if number > max_numbered_pages:
@@ -358,7 +378,7 @@ def _deep_page(
             cursor = encode_cursor(keyset, rows[0], number=number)
             raise PageMoved(
                 f"Page {number} is past the numbered pages: it is at another address now.",
-                url=_url(params, **{AFTER_PARAM: cursor}),
+                url=_url(_base_query(params), **{AFTER_PARAM: cursor}),
             )
         # One row: the listing ends exactly where page N would start. None: it ends earlier.
         rows_total = skipped if rows else _bounded_count(queryset, keyset, skipped)
@@ -389,7 +409,7 @@ def _numbered_page(
     max_numbered_pages: int,
     estimate_count: Callable[[], int | None] | None,
     cached_count: Callable[[int, Callable[[], int]], int] | None,
-    cached_rows: Callable[[int, Callable[[], list]], list] | None,
+    cached_rows: Callable[[int | str, Callable[[], list]], list] | None,
 ) -> Page:
     limit = max_numbered_pages * per_page
 
@@ -414,26 +434,27 @@ def _numbered_page(
         # Statistics lag behind inserts: an estimate below what was just counted is wrong.
         if estimate is not None and estimate > limit:
             page.estimated_count = _about(estimate)
+    base = _base_query(params)
     page.numbers = [
-        PageLink(number=n, url=_url(params, page=n if n > 1 else None), current=n == number)
+        PageLink(number=n, url=_url(base, page=n if n > 1 else None), current=n == number)
         for n in range(1, pages + 1)
     ]
     if number > 1:
-        page.previous_url = _url(params, page=number - 1 if number > 2 else None)
+        page.previous_url = _url(base, page=number - 1 if number > 2 else None)
     if number < pages:
-        page.next_url = _url(params, page=number + 1)
+        page.next_url = _url(base, page=number + 1)
     elif count is None and items:
         # Past the numbered pages: on by cursor, or (ordered by rank) nowhere.
         if source.keyset is not None:
             cursor = encode_cursor(source.keyset, items[-1], number=number + 1)
-            page.next_url = _url(params, **{AFTER_PARAM: cursor})
+            page.next_url = _url(base, **{AFTER_PARAM: cursor})
         else:
             page.truncated = True
     return page
 
 
 def _cursor_page(
-    queryset: QuerySet,
+    source: _Source,
     keyset: Keyset,
     *,
     params: QueryDict,
@@ -441,9 +462,16 @@ def _cursor_page(
     cursor: str,
     backwards: bool,
     max_numbered_pages: int,
+    cached_rows: Callable[[int | str, Callable[[], list]], list] | None,
 ) -> Page:
     values, number = decode_cursor(keyset, cursor)
-    rows = list(keyset.page_after(queryset, values, backwards=backwards)[: per_page + 1])
+    base = _base_query(params)
+
+    def query() -> list:  # per_page + 1 rows: the extra one tells whether more follow
+        return list(keyset.page_after(source.queryset, values, backwards=backwards)[: per_page + 1])
+
+    page_key = f"{BEFORE_PARAM if backwards else AFTER_PARAM}:{cursor}"
+    rows = cached_rows(page_key, query) if cached_rows is not None else query()
     more = len(rows) > per_page
     items = rows[:per_page]
     if backwards:
@@ -457,7 +485,7 @@ def _cursor_page(
         count=None,
         count_limit=max_numbered_pages * per_page,
         by_cursor=True,
-        first_url=_url(params),
+        first_url=_url(base),
     )
     if not items:
         # The rows around this position are gone (deleted since the link was made): only the
@@ -467,8 +495,8 @@ def _cursor_page(
     after_number = number + 1 if number else None
     if has_previous:
         previous = encode_cursor(keyset, items[0], number=before_number)
-        page.previous_url = _url(params, **{BEFORE_PARAM: previous})
+        page.previous_url = _url(base, **{BEFORE_PARAM: previous})
     if has_next:
         following = encode_cursor(keyset, items[-1], number=after_number)
-        page.next_url = _url(params, **{AFTER_PARAM: following})
+        page.next_url = _url(base, **{AFTER_PARAM: following})
     return page

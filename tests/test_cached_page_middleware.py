@@ -104,3 +104,27 @@ def test_early_hits_are_counted_under_their_view(client: Client) -> None:
         - value(before, requests, view=view, method="GET", status="200")
         == 3
     )
+
+
+@pytest.mark.parametrize(("ttl", "stores", "second"), [(0, 0, "MISS"), (300, 1, "HIT")])
+def test_the_page_cache_off_stores_nothing(
+    client: Client, settings, monkeypatch, ttl: int, stores: int, second: str
+) -> None:
+    """STOREFRONT_CACHE_TTL_PAGES=0: a miss renders the page and writes nothing back (no
+    round trip to set a key that would expire at once); with a TTL the miss stores it once."""
+    settings.STOREFRONT_CACHE_TTL_PAGES = ttl
+    ProductFactory()
+    stored = []
+    real_store_in = caching.store_in
+
+    def spy(slot: caching.Slot, value: object, timeout: int) -> None:
+        stored.append(timeout)
+        real_store_in(slot, value, timeout)
+
+    monkeypatch.setattr(caching, "store_in", spy)
+    first = client.get("/products/?sort=name")
+    again = Client().get("/products/?sort=name")
+    assert (first.status_code, first[CACHE_HEADER]) == (200, "MISS")
+    assert (again.status_code, again[CACHE_HEADER]) == (200, second)
+    assert again.content == first.content
+    assert stored == [ttl] * stores

@@ -20,6 +20,7 @@ from storefront.catalog.models import (
     Product,
     ProductImport,
 )
+from storefront.keyset import Keyset
 
 # Sort keys accepted by the listing and the API, mapped to an ordering with a unique tiebreaker
 # so pages (and API cursors) are stable.
@@ -135,6 +136,15 @@ def product_listing(
     return qs.order_by(*PRODUCT_SORTS.get(sort, PRODUCT_SORTS["newest"]))
 
 
+def listing_keyset(*, sort: str = "", search: str = "") -> Keyset | None:
+    """`Keyset.of(product_listing(sort=sort, search=search))` without building the queryset:
+    None when the listing is ranked by relevance (numbered pages only). Tested against it for
+    every sort."""
+    if search.strip() and sort in ("", "relevance") and search_is_full_text():
+        return None
+    return Keyset.for_ordering(Product, PRODUCT_SORTS.get(sort, PRODUCT_SORTS["newest"]))
+
+
 # What a listing page reads of each product: a product card's fields, plus what its cursors
 # need (the sort columns are among them).
 LISTING_ROW_FIELDS = (*(f for f in LISTING_FIELDS if "__" not in f), "category_id")
@@ -173,38 +183,45 @@ def _estimate_key(filters: str) -> str:
     return caching.make_key("catalog", "listing-estimate", filters)
 
 
-def _rows_key(filters: str, sort: str, number: int) -> str:
+def _rows_key(filters: str, sort: str, page: int | str) -> str:
     return caching.make_key(
         "catalog",
         "listing-rows",
         settings.STOREFRONT_PAGE_SIZE,
         sort,
-        number,
+        page,
         filters,
         scopes=["stock"],
     )
 
 
 def listing_cache_keys(
-    *, filters: str, count_limit: int, sort: str = "", number: int | None = None
+    *, filters: str, count_limit: int, sort: str = "", page: int | str | None = None
 ) -> list[str]:
-    """The keys of the cached categories, counts and (for numbered page `number`) rows a
-    listing page reads (to prefetch them)."""
+    """The keys of the cached categories, counts and (for `page`, see `listing_page_rows`)
+    rows a listing page reads (to prefetch them)."""
     keys = [_categories_key(), _count_key(filters, count_limit), _estimate_key(filters)]
-    if number is not None:
-        keys.append(_rows_key(filters, sort, number))
+    if page is not None:
+        keys.append(_rows_key(filters, sort, page))
     return keys
 
 
-def listing_page_rows(*, filters: str, sort: str, number: int, compute: Callable[[], list]) -> list:
-    """`compute()` (the rows of numbered page `number` of the listing `filters` and `sort`
-    describe), cached. In the catalog namespace with the ``stock`` scope, like the listing
-    page itself: every product change and every change of the stock a listing shows makes a
-    new key, so these rows are never older than a cached page would be. Numbered pages only
-    (a bounded number per filter set); cursor pages are one indexed range query each."""
+def listing_page_rows(
+    *, filters: str, sort: str, page: int | str, compute: Callable[[], list]
+) -> list:
+    """`compute()` (the rows of `page` of the listing `filters` and `sort` describe), cached.
+
+    `page` is a numbered page's number or a cursor page's ``after:<cursor>`` /
+    ``before:<cursor>`` (storefront.pagination.paginate's `cached_rows`). In the catalog
+    namespace with the ``stock`` scope, like the listing page itself: every product change and
+    every change of the stock a listing shows makes a new key, so these rows are never older
+    than a cached page would be. Cursor pages are cached like the page cache caches their
+    HTML: one entry per page visited (a cursor is signed, so made-up ones are refused before
+    any lookup), kept for STOREFRONT_CACHE_TTL_QUERIES; a page deep in the listing then costs
+    what page 1 does (bench/REPORT.md, page depth)."""
     return caching.get_or_set(
         "catalog",
-        _rows_key(filters, sort, number),
+        _rows_key(filters, sort, page),
         compute,
         settings.STOREFRONT_CACHE_TTL_QUERIES,
     )

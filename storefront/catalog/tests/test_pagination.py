@@ -16,7 +16,9 @@ from django.utils import timezone
 
 from storefront import caching, pagination
 from storefront.catalog.models import Product
-from storefront.catalog.selectors import PRODUCT_SORTS
+from storefront.catalog.selectors import PRODUCT_SORTS, listing_keyset, product_listing_rows
+from storefront.catalog.services import update_product
+from storefront.keyset import Keyset, NotKeysetOrderable
 from storefront.pagination import MAX_NUMBERED_PAGES, paginate
 from tests.factories import CategoryFactory, ProductFactory
 
@@ -443,3 +445,52 @@ def test_best_match_has_no_pages_past_the_numbered_ones(client: Client, catalogu
         return
     assert response.status_code == 404
     assert "numbered pages only" in response.content.decode()
+
+
+@pytest.mark.parametrize("search", ["", "lamp"])
+@pytest.mark.parametrize("sort", ["", "relevance", *PRODUCT_SORTS])
+def test_the_listing_keyset_is_the_querysets_own(sort: str, search: str) -> None:
+    """selectors.listing_keyset spares a cached page building its queryset: it must name the
+    very keyset the queryset would (or none, where the listing is ranked by relevance)."""
+    queryset = product_listing_rows(search=search, sort=sort)
+    try:
+        expected_keyset = Keyset.of(queryset)
+    except NotKeysetOrderable:
+        expected_keyset = None
+    assert listing_keyset(sort=sort, search=search) == expected_keyset
+
+
+def test_cursor_page_rows_are_cached_and_follow_every_change(
+    client: Client, catalogue, settings, django_capture_on_commit_callbacks
+) -> None:
+    """The page cache off: a cursor page's rows are cached like a numbered page's (no query on
+    the second visit, the same products), and an edit of a product it shows, a sale and a
+    withdrawn product each show on the very next request."""
+    settings.STOREFRONT_CACHE_TTL_PAGES = 0
+    url = deep_url(client, "sort=price_asc")
+
+    def visit() -> tuple[list[str], int]:
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(url)
+        assert (response.status_code, response["X-Storefront-Cache"]) == (200, "MISS")
+        product_queries = [q for q in ctx.captured_queries if "catalog_product" in q["sql"]]
+        return slugs(response), len(product_queries)
+
+    first, queried = visit()
+    assert queried == 1 and len(first) == PAGE_SIZE
+    assert first == expected("price_asc")[PAGE_SIZE * MAX_NUMBERED_PAGES :][:PAGE_SIZE]
+    assert visit() == (first, 0)
+
+    shown = Product.objects.get(slug=first[0])
+    with django_capture_on_commit_callbacks(execute=True):
+        update_product(product=shown, name="Renamed Lamp")
+    body = client.get(url).content.decode()
+    assert "Renamed Lamp" in body
+    with django_capture_on_commit_callbacks(execute=True):
+        update_product(product=shown, is_active=False)
+    assert (
+        visit()[0]
+        == [slug for slug in expected("price_asc") if slug != shown.slug][
+            PAGE_SIZE * MAX_NUMBERED_PAGES :
+        ][:PAGE_SIZE]
+    )
