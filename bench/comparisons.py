@@ -97,21 +97,53 @@ def compare_servers(
     return out
 
 
-def compare_uncached(
-    b: Bench, g: harness.Server, n: harness.Server, servers: dict, slug: str
+def bracketed(
+    b: Bench,
+    reference: tuple[str, str],
+    pages: list[tuple[str, str, str, dict]],
+    servers: list[harness.Server],
 ) -> dict:
-    """2a. The uncached pages on the uncached stack: listing (from 1.) and a product page."""
-    return {
-        "method": METHOD_UNCACHED,
-        "hello": servers["nginx→gunicorn"]["hello"],
-        "listing": servers["nginx→gunicorn"]["listing_uncached"],
-        "product": b.wrk(
-            "product page (uncached)",
-            f"{n.url}/products/{slug}/",
-            servers=[n, g],
-            expect_headers=MISS,
-        ),
-    }
+    """Each page between two runs of the reference, in one sequence R, P1, R, P2, R, ...
+
+    `reference` is (label, url); `pages` are (key, label, url, wrk keyword arguments). Each
+    page run gets a "reference" bracket (the runs right before and after it), and its ratio is
+    to their mean (measure.ratio_to_reference): the shared VM's speed drifts by tens of percent
+    within minutes, which a single reference measured minutes earlier would put in the ratio.
+    Returns the page runs by key, "hello" (the first reference run) and "references" (all)."""
+    label, url = reference
+    before = b.wrk(f"{label} (reference 1)", url, servers=servers)
+    out: dict = {"hello": before, "references": [before]}
+    for number, (key, page_label, page_url, kwargs) in enumerate(pages, 2):
+        run = b.wrk(page_label, page_url, servers=servers, **kwargs)
+        after = b.wrk(f"{label} (reference {number})", url, servers=servers)
+        run["reference"] = {
+            side: {"label": r["label"], "rps": r.get("rps"), "ok": r.get("ok")}
+            for side, r in (("before", before), ("after", after))
+        }
+        out[key] = run
+        out["references"].append(after)
+        before = after
+    return out
+
+
+def compare_uncached(b: Bench, g: harness.Server, n: harness.Server, slug: str) -> dict:
+    """2a. The uncached pages on the uncached stack, each bracketed by hello runs: the listing
+    and a product page."""
+    runs = bracketed(
+        b,
+        ("uncached stack hello", f"{n.url}/__bench__/hello/"),
+        [
+            ("listing", "listing (uncached)", f"{n.url}/products/", {"expect_headers": MISS}),
+            (
+                "product",
+                "product page (uncached)",
+                f"{n.url}/products/{slug}/",
+                {"expect_headers": MISS},
+            ),
+        ],
+        [n, g],
+    )
+    return {"method": METHOD_UNCACHED, **runs}
 
 
 def compare_cached(
@@ -125,26 +157,32 @@ def compare_cached(
 ) -> dict:
     """2b. On the production stack: its own hello and static references, app-cache hits
     (listing and product), the signed-in listing, and the nginx microcache."""
-    out: dict = {
-        "hello": b.wrk("hello (production stack)", f"{n.url}/__bench__/hello/", servers=[n, g]),
+    out: dict = bracketed(
+        b,
+        ("production stack hello", f"{n.url}/__bench__/hello/"),
+        [
+            ("listing_hit", "listing app-cache hit", f"{n.url}/products/", {"expect_headers": HIT}),
+            (
+                "product_hit",
+                "product page app-cache hit",
+                f"{n.url}/products/{slug}/",
+                {"expect_headers": HIT},
+            ),
+            (
+                "signed_in",
+                f"signed-in listing ({session['username']}, cart of {session['cart_items']})",
+                f"{n.url}/products/",
+                {
+                    "headers": {"Cookie": session["cookie"]},
+                    "expect_headers": {"X-Storefront-Cache": "BYPASS"},
+                    "expect_body": session["badge"],
+                },
+            ),
+        ],
+        [n, g],
+    )
+    out |= {
         "static": b.wrk("static file (production stack)", f"{n.url}{static}", servers=[n]),
-        "listing_hit": b.wrk(
-            "listing app-cache hit", f"{n.url}/products/", servers=[n, g], expect_headers=HIT
-        ),
-        "product_hit": b.wrk(
-            "product page app-cache hit",
-            f"{n.url}/products/{slug}/",
-            servers=[n, g],
-            expect_headers=HIT,
-        ),
-        "signed_in": b.wrk(
-            f"signed-in listing ({session['username']}, cart of {session['cart_items']})",
-            f"{n.url}/products/",
-            servers=[n, g],
-            headers={"Cookie": session["cookie"]},
-            expect_headers={"X-Storefront-Cache": "BYPASS"},
-            expect_body=session["badge"],
-        ),
         "signed_in_method": (
             f"seeded shopper {session['username']} logged in once through nginx (login form "
             f"GET, then POST with its CSRF token), {session['cart_items']} products added to the "

@@ -295,3 +295,27 @@ def ratio(a: dict | None, b: dict | None, key: str = "rps") -> float | None:
     if not b[key]:
         return None
     return round(a[key] / b[key], 3)
+
+
+def bracket_mean(run: dict | None, key: str = "rps") -> float | None:
+    """The mean of the reference runs measured right before and right after `run` (its
+    "reference" bracket, see comparisons.bracketed); None without a bracket or when either
+    reference run failed."""
+    sides = [(run or {}).get("reference", {}).get(side) for side in ("before", "after")]
+    if not all(s and s.get("ok") is not False and s.get(key) for s in sides):
+        return None
+    return (sides[0][key] + sides[1][key]) / 2
+
+
+def ratio_to_reference(run: dict | None, ref: dict | None, key: str = "rps") -> float | None:
+    """`run` ÷ the mean of its bracketing reference runs when it was bracketed, else ÷ `ref`.
+
+    On a shared VM the speed drifts by tens of percent within minutes: a page measured minutes
+    after its reference would carry that drift into its ratio; the references right before
+    and right after it share its conditions. None when the run or a reference failed."""
+    if run and "reference" in run:
+        mean = bracket_mean(run, key)
+        if mean is None or ratio(run, run, key) is None:
+            return None
+        return round(run[key] / mean, 3)
+    return ratio(run, ref, key)

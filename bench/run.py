@@ -202,7 +202,6 @@ def main(argv: list[str] | None = None) -> int:
                             b,
                             gu,
                             nu,
-                            servers,
                             shop["product_slug"],
                         )
                         size_runs[ds.label] = servers["nginx→gunicorn"]["listing_uncached"]

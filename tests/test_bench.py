@@ -161,6 +161,38 @@ def test_the_report_names_the_failed_run_with_its_status_counts(tmp_path: Path) 
     assert "| nginx microcache hit ≥ 0.5 × nginx static, 0 non-2xx | — |" in text
 
 
+def _bracketed_run(label: str, rps: float, before: float, after: float, ok: bool = True) -> dict:
+    run = {"label": label, "ok": True, "rps": rps, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+    run["reference"] = {
+        "before": {"label": "hello (reference 1)", "rps": before, "ok": True},
+        "after": {"label": "hello (reference 2)", "rps": after, "ok": ok},
+    }
+    return run
+
+
+def test_a_bracketed_page_is_judged_against_the_references_around_it(tmp_path: Path) -> None:
+    """The machine slowed between the first hello and the hit: the hit's ratio is to the mean
+    of the hello runs right before and after it, not to a reference from minutes earlier."""
+    first_hello = {"label": "hello (reference 1)", "ok": True, "rps": 2000.0}
+    first_hello |= {"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+    hit = _bracketed_run("listing app-cache hit", 900.0, before=1000.0, after=1000.0)
+    assert measure.bracket_mean(hit) == 1000.0
+    assert measure.ratio_to_reference(hit, first_hello) == 0.9
+    # A failed reference run: no ratio (not a fallback to another reference).
+    unsure = _bracketed_run("product page app-cache hit", 900.0, 1000.0, 1000.0, ok=False)
+    assert measure.ratio_to_reference(unsure, first_hello) is None
+    # Not bracketed (older results): the single reference.
+    assert measure.ratio_to_reference({"ok": True, "rps": 500.0}, first_hello) == 0.25
+
+    cached = {"hello": first_hello, "references": [first_hello], "listing_hit": hit}
+    summary = targets.summarize({"comparisons": {"cached": cached}})
+    assert summary["app_hit_vs_hello"] == 0.9
+    results = {"mode": "smoke", "timestamp": "20260101T000000", "comparisons": {"cached": cached}}
+    text = report.markdown(results, tmp_path / "r.json", {}, targets.TARGETS, tmp_path)
+    row = next(line for line in text.splitlines() if line.startswith("| listing, app-cache hit"))
+    assert "| 0.90 |" in row
+
+
 class _Answers(http.server.BaseHTTPRequestHandler):
     """/ok: 200; /limited: every third request 429 (nginx's limiter under a burst)."""
 
