@@ -10,6 +10,9 @@ from django.core.validators import FileExtensionValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import get_script_prefix, get_urlconf, reverse
+from django.utils.html import linebreaks
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.text import Truncator
 
 from storefront.catalog.validators import validate_image_extension, validate_upload_size
 from storefront.storage import PrivateStorage
@@ -129,6 +132,18 @@ class Product(models.Model):
         return _product_url_pattern(get_script_prefix(), urlconf).replace(
             _SLUG_PLACEHOLDER, self.slug
         )
+
+    # The product page's text as displayed: computed once per product version, since the page
+    # reads the product from the cache, where these travel with it (catalog.selectors
+    # .product_detail computes them before storing). The same output as the filters
+    # `description|truncatechars:150` and `description|linebreaks`.
+    @functools.cached_property
+    def meta_description(self) -> str:
+        return Truncator(self.description).chars(150)
+
+    @functools.cached_property
+    def description_html(self) -> SafeString:
+        return mark_safe(linebreaks(self.description, autoescape=True))  # noqa: S308 - escaped
 
     @property
     def in_stock(self) -> bool:

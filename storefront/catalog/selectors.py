@@ -271,6 +271,8 @@ def product_detail(*, slug: str) -> Product:
     product = caching.get("catalog", key)
     if product is None:
         product = Product.objects.active().select_related("category").get(slug=slug)
+        # Computed now, so they are stored with it (cached properties pickle with the row).
+        product.meta_description, product.description_html  # noqa: B018
         caching.store(key, product, settings.STOREFRONT_CACHE_TTL_QUERIES)
     return product
 

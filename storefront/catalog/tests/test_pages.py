@@ -5,6 +5,7 @@ from django.db import connection
 from django.test import Client
 
 from storefront import caching
+from storefront.catalog.services import update_product
 from storefront.pagination import MAX_NUMBERED_PAGES
 from tests.factories import CategoryFactory, ProductFactory, UserFactory
 from tests.querycount import queries_for
@@ -242,3 +243,28 @@ def test_product_urls_follow_the_url_configuration(settings) -> None:
         assert product.get_absolute_url() == "/shop/products/oak-desk-lamp/"
     finally:
         set_script_prefix("/")
+
+
+def test_product_description_is_escaped_paragraphs_and_a_truncated_meta(
+    client: Client, settings, django_capture_on_commit_callbacks
+) -> None:
+    """The description's paragraphs and the meta description travel with the cached product
+    (computed once per product version): escaped, split into paragraphs, the meta cut at 150
+    characters, and an edit shows on the next request."""
+    settings.STOREFRONT_CACHE_TTL_PAGES = 0  # every request renders the page (product cached)
+    text = "Solid <oak> & brass.\nOiled by hand.\n\n" + "Second paragraph " * 12
+    product = ProductFactory(slug="oak-lamp", description=text)
+    for _ in range(2):  # rendered from the database, then from the cached product
+        body = client.get("/products/oak-lamp/").content.decode()
+        assert (
+            '<div class="description"><p>Solid &lt;oak&gt; &amp; brass.<br>Oiled by hand.</p>'
+            "\n\n<p>Second paragraph" in body
+        )
+        meta = body.split('<meta name="description" content="', 1)[1].split('">', 1)[0]
+        assert meta.startswith("Solid &lt;oak&gt; &amp; brass.")
+        assert meta.endswith("…") and len(meta.replace("&lt;", "<").replace("&gt;", ">")) < 160
+    with django_capture_on_commit_callbacks(execute=True):
+        update_product(product=product, description="Now walnut.")
+    body = client.get("/products/oak-lamp/").content.decode()
+    assert '<div class="description"><p>Now walnut.</p></div>' in body
+    assert '<meta name="description" content="Now walnut.">' in body
