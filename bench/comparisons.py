@@ -15,7 +15,7 @@ import json
 
 from checkout import run_checkout, signed_in_session
 from dataset import Dataset, inproc, start_nginx, start_pair, uncached_env
-from measure import Bench, get, ratio
+from measure import Bench, get, ratio, ratio_to_reference
 from memory import Driver, page_mix, worker_memory
 from modes import CORES
 
@@ -103,27 +103,49 @@ def bracketed(
     pages: list[tuple[str, str, str, dict]],
     servers: list[harness.Server],
 ) -> dict:
-    """Each page between two runs of the reference, in one sequence R, P1, R, P2, R, ...
+    """Each page between two runs of the reference, in one sequence R, P1, R, P2, R, ...,
+    repeated for the mode's `rounds`.
 
     `reference` is (label, url); `pages` are (key, label, url, wrk keyword arguments). Each
     page run gets a "reference" bracket (the runs right before and after it), and its ratio is
     to their mean (measure.ratio_to_reference): the shared VM's speed drifts by tens of percent
     within minutes, which a single reference measured minutes earlier would put in the ratio.
+    With several rounds, a page's figure is its median round (by that ratio), which carries
+    every round's ratio in "rounds"; a failed round fails the bench as any failed run does.
     Returns the page runs by key, "hello" (the first reference run) and "references" (all)."""
     label, url = reference
     before = b.wrk(f"{label} (reference 1)", url, servers=servers)
     out: dict = {"hello": before, "references": [before]}
-    for number, (key, page_label, page_url, kwargs) in enumerate(pages, 2):
-        run = b.wrk(page_label, page_url, servers=servers, **kwargs)
-        after = b.wrk(f"{label} (reference {number})", url, servers=servers)
-        run["reference"] = {
-            side: {"label": r["label"], "rps": r.get("rps"), "ok": r.get("ok")}
-            for side, r in (("before", before), ("after", after))
-        }
-        out[key] = run
-        out["references"].append(after)
-        before = after
+    tried: dict[str, list[dict]] = {key: [] for key, *_ in pages}
+    rounds = b.cfg.get("rounds", 1)
+    for round_number in range(1, rounds + 1):
+        for key, page_label, page_url, kwargs in pages:
+            suffix = f", round {round_number}/{rounds}" if rounds > 1 else ""
+            run = b.wrk(page_label + suffix, page_url, servers=servers, **kwargs)
+            after = b.wrk(f"{label} (reference {len(out['references']) + 1})", url, servers=servers)
+            run["reference"] = {
+                side: {"label": r["label"], "rps": r.get("rps"), "ok": r.get("ok")}
+                for side, r in (("before", before), ("after", after))
+            }
+            tried[key].append(run)
+            out["references"].append(after)
+            before = after
+    for key, runs in tried.items():
+        out[key] = median_round(runs)
     return out
+
+
+def median_round(runs: list[dict]) -> dict:
+    """The run whose ratio to its bracket is the median of the rounds' (the lower middle one of
+    an even count), with every round's ratio in "rounds"; the first failed run if any failed."""
+    ratios = [ratio_to_reference(run, None) for run in runs]
+    if any(value is None for value in ratios):
+        return next(run for run, value in zip(runs, ratios, strict=True) if value is None)
+    ranked = sorted(zip(ratios, range(len(runs)), strict=True))
+    chosen = dict(runs[ranked[(len(ranked) - 1) // 2][1]])
+    if len(runs) > 1:
+        chosen["rounds"] = ratios
+    return chosen
 
 
 def compare_uncached(b: Bench, g: harness.Server, n: harness.Server, slug: str) -> dict:

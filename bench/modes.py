@@ -15,6 +15,8 @@ MODES = {
         "connections": 8,
         "datasets": [("2k", 2_000, 1_000, 20), ("5k", 5_000, 2_000, 20)],
         "main": "5k",
+        # Section 2: each page measured this many times between hello runs (median shown).
+        "rounds": 1,
         "depths": [1, 100, 10_000],
         "calls": 5,
         # Concurrent buyers, orders each (checkout run).
@@ -29,6 +31,7 @@ MODES = {
         # (label, products, orders, users)
         "datasets": [("10k", 10_000, 20_000, 100), ("100k", 100_000, 200_000, 500)],
         "main": "100k",
+        "rounds": 3,
         "depths": [1, 100, 1_000, 10_000],
         "calls": 30,
         "checkout": {"buyers": 8, "orders": 25},
@@ -44,6 +47,7 @@ MODES = {
             ("1M", 1_000_000, 1_000_000, 10_000),
         ],
         "main": "100k",
+        "rounds": 3,
         "depths": [1, 100, 10_000],
         "calls": 100,
         "checkout": {"buyers": 16, "orders": 50},

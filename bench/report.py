@@ -388,10 +388,12 @@ def markdown(
             "the runs go hello, page, hello, page, hello…, and a page's ratio is to the mean of "
             "the hello runs right before and after it (this VM's speed drifts by tens of "
             "percent within minutes; a reference from minutes earlier would carry that drift "
-            "into the ratio). The last column shows both probe GETs: status and cache header.",
+            "into the ratio); the sequence is repeated for the mode's rounds and each page shows "
+            "its median round. The last column shows both probe GETs: status and cache header.",
         )
         lines.append(RUN_HEADER)
         uh, ph = unc.get("hello"), cached.get("hello")
+        bracket_rows: list[str] = []
         for stack, runs, pages in (
             ("uncached stack", unc, (("listing", "listing, uncached"),
                                      ("product", "product page, uncached"))),
@@ -401,13 +403,15 @@ def markdown(
         ):  # fmt: skip
             references = runs.get("references") or [runs.get("hello")]
             lines.append(_run_row(f"{stack}: hello (reference 1)", references[0]))
-            for number, (key, label) in enumerate(pages, 2):
+            for key, label in pages:
                 run = runs.get(key)
+                if run and run.get("rounds"):
+                    shown = ", ".join(_f(value) for value in run["rounds"])
+                    label += f" (median of {len(run['rounds'])} rounds: {shown})"
                 lines.append(_run_row(label, run, _bracketed(run, references[0])))
-                if len(references) >= number:
-                    lines.append(
-                        _run_row(f"{stack}: hello (reference {number})", references[number - 1])
-                    )
+            rates = [f"{r['rps']:,.0f}" for r in references[1:] if r and r.get("rps")]
+            if rates:
+                bracket_rows.append(f"{stack}: {', '.join(rates)}")
         lines.append(_run_row("production stack: static file (nginx)", cached.get("static")))
         lines.append(
             _run_row("microcache nginx: static file (reference)", cached.get("static_micro_nginx"))
@@ -419,6 +423,9 @@ def markdown(
                 cached.get("static_micro_nginx") or cached.get("static"),
             )
         )
+        if bracket_rows:
+            lines += ["", "The hello runs between the pages, in order (2xx req/s): "
+                      + "; ".join(bracket_rows) + "."]  # fmt: skip
         if uh and ph and uh.get("ok") and ph.get("ok"):
             lines += [
                 "",

@@ -20,6 +20,7 @@ BENCH_DIR = Path(__file__).resolve().parents[1] / "bench"
 if str(BENCH_DIR) not in sys.path:
     sys.path.append(str(BENCH_DIR))
 
+import comparisons  # noqa: E402
 import measure  # noqa: E402
 import report  # noqa: E402
 import targets  # noqa: E402
@@ -191,6 +192,23 @@ def test_a_bracketed_page_is_judged_against_the_references_around_it(tmp_path: P
     text = report.markdown(results, tmp_path / "r.json", {}, targets.TARGETS, tmp_path)
     row = next(line for line in text.splitlines() if line.startswith("| listing, app-cache hit"))
     assert "| 0.90 |" in row
+
+
+def test_rounds_keep_the_median_round_and_show_every_ratio() -> None:
+    """Three rounds of a page, each between its own hello runs: the page's figure is the
+    round with the median ratio (a slow patch of the VM in one round does not decide it), and
+    a failed round is the figure instead (the bench fails)."""
+    rounds = [
+        _bracketed_run("listing, round 1", 500.0, before=2000.0, after=2000.0),  # 0.25
+        _bracketed_run("listing, round 2", 600.0, before=2000.0, after=2000.0),  # 0.30
+        _bracketed_run("listing, round 3", 580.0, before=2000.0, after=2000.0),  # 0.29
+    ]
+    chosen = comparisons.median_round(rounds)
+    assert chosen["label"] == "listing, round 3"
+    assert chosen["rounds"] == [0.25, 0.3, 0.29]
+    assert measure.ratio_to_reference(chosen, None) == 0.29
+    failed = dict(rounds[1], ok=False)
+    assert comparisons.median_round([rounds[0], failed, rounds[2]]) is failed
 
 
 class _Answers(http.server.BaseHTTPRequestHandler):
