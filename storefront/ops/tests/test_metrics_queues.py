@@ -137,7 +137,9 @@ def test_rabbitmq_depth_is_the_queues_ready_messages(
 
     settings.STOREFRONT_BROKER_URL = rabbitmq_url
     try:
-        publish(rabbitmq_url, queue, [0, 0, 5, 9])
+        # Publisher confirms: each publish returns once RabbitMQ has the message queued, so the
+        # count below cannot race the broker (without them CI once read 1 of 4).
+        publish(rabbitmq_url, queue, [0, 0, 5, 9], confirm_publish=True)
         lengths = queue_lengths()
         assert lengths[queue] == 4
         assert {q: n for q, n in lengths.items() if n} == {queue: 4}
