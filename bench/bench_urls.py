@@ -6,6 +6,10 @@
                            touched per row: 1 + 24 queries (the classic N+1 loop).
 - /__bench__/selector/     the same 24 rows from storefront.catalog.selectors.product_listing
                            (category joined in the one query), rendered the same way.
+- /__bench__/round-trip/   hello plus the one Redis round trip an app-cache hit of the listing
+                           makes (the same caching.lookup: version counters and the stored page,
+                           ~17 KB, in one MGET), the page discarded: what that round trip
+                           alone costs, as a ratio to hello (bench section 2).
 
 Never mounted by storefront.urls: they exist only when DJANGO_SETTINGS_MODULE=bench_settings.
 """
@@ -13,6 +17,8 @@ Never mounted by storefront.urls: they exist only when DJANGO_SETTINGS_MODULE=be
 from django.http import HttpRequest, HttpResponse
 from django.urls import include, path
 
+from storefront import caching
+from storefront.cache_pages import CACHE_HEADER
 from storefront.catalog import selectors
 from storefront.catalog.models import Product
 
@@ -21,6 +27,17 @@ ROWS = 24
 
 def hello(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"Hello, world!\n", content_type="text/plain")
+
+
+def round_trip(request: HttpRequest) -> HttpResponse:
+    # What CachedPageMiddleware asks for the shop's listing (storefront/catalog/views.py: the
+    # "catalog" namespace, the "stock" scope; the key text is the path), nothing else.
+    with caching.versions_snapshot():
+        found, _slot = caching.lookup("catalog", "page", False, "/products/", scopes=["stock"])
+    response = hello(request)
+    # HIT only when the page was there: the bench's probe requires it (a miss moves no page).
+    response[CACHE_HEADER] = "MISS" if found is caching.MISSING else "HIT"
+    return response
 
 
 def _render(products) -> HttpResponse:
@@ -43,5 +60,6 @@ urlpatterns = [
     path("__bench__/hello/", hello),
     path("__bench__/n-plus-one/", n_plus_one),
     path("__bench__/selector/", selector),
+    path("__bench__/round-trip/", round_trip),
     path("", include("storefront.urls")),
 ]

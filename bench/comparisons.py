@@ -190,6 +190,13 @@ def compare_cached(
                 f"{n.url}/products/{slug}/",
                 {"expect_headers": HIT},
             ),
+            # After the listing's hit, whose probe stored the page this reads.
+            (
+                "round_trip",
+                "hello + one Redis round trip (an app-cache hit's lookup)",
+                f"{n.url}/__bench__/round-trip/",
+                {"expect_headers": HIT},
+            ),
             (
                 "signed_in",
                 f"signed-in listing ({session['username']}, cart of {session['cart_items']})",

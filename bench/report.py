@@ -323,6 +323,11 @@ def markdown(
         ),
         "memory_rss_ratio": f"after {s.get('memory_requests') or 0:,} requests",
     }
+    if s.get("round_trip_vs_hello") is not None:
+        ceiling = (
+            f"hello + the hit's one Redis round trip alone: {_f(s['round_trip_vs_hello'], 2, ' ×')}"
+        )
+        notes["app_hit_vs_hello"] = notes["product_hit_vs_hello"] = ceiling
     for key, (op, goal, text, unit) in targets.items():
         value = s.get(key)
         ok = met(key, value)
@@ -384,7 +389,13 @@ def markdown(
             f"**Signed-in listing**: {cached.get('signed_in_method', '—')}. **Microcache hit**: a "
             "second nginx with `NGINX_MICROCACHE=on` (1 s) in front of the production gunicorn; "
             "the probe must show `X-Cache-Status: HIT` (or UPDATING/STALE, a stored copy); ratio "
-            "to that nginx's static file. **Each page between two hello runs**: on each stack "
+            "to that nginx's static file. **Hello + one Redis round trip** (production stack): "
+            "the hello view plus exactly the lookup the listing's app-cache hit makes "
+            "(`/__bench__/round-trip/`: the version counters and the ~17 KB page in one MGET, "
+            "the page discarded; the probe must show it found the page): what that round trip "
+            "alone costs on this machine. A hit skips the session, CSRF, auth and message "
+            "middleware that hello runs, so it can land a little above this ratio, but no code "
+            "around the lookup can take it much further. **Each page between two hello runs**: on each stack "
             "the runs go hello, page, hello, page, hello…, and a page's ratio is to the mean of "
             "the hello runs right before and after it (this VM's speed drifts by tens of "
             "percent within minutes; a reference from minutes earlier would carry that drift "
@@ -399,6 +410,8 @@ def markdown(
                                      ("product", "product page, uncached"))),
             ("production stack", cached, (("listing_hit", "listing, app-cache hit"),
                                           ("product_hit", "product page, app-cache hit"),
+                                          ("round_trip", "hello + one Redis round trip (the "
+                                                         "listing hit's lookup, page discarded)"),
                                           ("signed_in", "listing, signed in with a cart"))),
         ):  # fmt: skip
             references = runs.get("references") or [runs.get("hello")]

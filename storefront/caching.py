@@ -125,9 +125,7 @@ def read_many(keys: Sequence[str]) -> dict[str, Any]:
     client = backend.client
     prefix, version, key_func = backend.key_prefix, backend.version, backend.key_func
     try:
-        values = client.get_client(write=False).mget(
-            [key_func(key, prefix, version) for key in keys]
-        )
+        values = _mget(client.get_client(write=False), [key_func(k, prefix, version) for k in keys])
     except _REDIS_ERRORS:
         if not backend._ignore_exceptions:
             raise
@@ -140,6 +138,30 @@ def read_many(keys: Sequence[str]) -> dict[str, Any]:
             is_pickle = value[:1] == _PICKLE_MARK
             found[key] = client._serializer.loads(value) if is_pickle else client.decode(value)
     return found
+
+
+def _mget(redis_client: Any, keys: list[str]) -> list[bytes | None]:
+    """``redis_client.mget(keys)`` on one of its pool's connections, with its retry policy.
+
+    Why not ``Redis.mget``: redis-py 8's command layer around the connection (observability
+    records, HIMPORT dispatch, response callbacks, option parsing) costs ~33 µs of CPU per
+    command here, measured against the connection's own send/read (80 vs 47 µs per MGET of a
+    page hit; an app-cache hit makes one, an uncached listing two). What it does that matters
+    is kept: a pooled connection, the connection's own retry (disconnect and try again on a
+    connection error, e.g. the first command after a Redis restart) and the release. The
+    breaker (storefront/redis_breaker.py) sits in the connection, so it still decides.
+    """
+    pool = redis_client.connection_pool
+    conn = pool.get_connection()
+
+    def send_and_read() -> list[bytes | None]:
+        conn.send_command("MGET", *keys)
+        return conn.read_response()
+
+    try:
+        return conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
+    finally:
+        pool.release(conn)
 
 
 def _fast_reads_possible(backend: Any) -> bool:

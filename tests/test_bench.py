@@ -194,6 +194,31 @@ def test_a_bracketed_page_is_judged_against_the_references_around_it(tmp_path: P
     assert "| 0.90 |" in row
 
 
+def test_the_hit_targets_show_what_one_redis_round_trip_alone_costs(tmp_path: Path) -> None:
+    """The hello + round-trip run is no target: its ratio is stated beside both hit targets
+    and shown as its own row of section 2."""
+    first_hello = {"label": "hello (reference 1)", "ok": True, "rps": 2000.0}
+    first_hello |= {"p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+    cached = {
+        "hello": first_hello,
+        "references": [first_hello],
+        "listing_hit": _bracketed_run("listing app-cache hit", 780.0, 1000.0, 1000.0),
+        "product_hit": _bracketed_run("product page app-cache hit", 800.0, 1000.0, 1000.0),
+        "round_trip": _bracketed_run("hello + one Redis round trip", 760.0, 1000.0, 1000.0),
+    }
+    results = {"mode": "smoke", "timestamp": "20260101T000000", "comparisons": {"cached": cached}}
+    summary = targets.summarize(results)
+    assert summary["round_trip_vs_hello"] == 0.76
+    assert "round_trip_vs_hello" not in targets.TARGETS
+    results["summary"] = summary
+    text = report.markdown(results, tmp_path / "r.json", {}, targets.TARGETS, tmp_path)
+    for target in ("app-cache hit, listing", "app-cache hit, product page"):
+        row = next(line for line in text.splitlines() if line.startswith(f"| {target} ≥"))
+        assert "**missed** (hello + the hit's one Redis round trip alone: 0.76 ×)" in row, row
+    row = next(line for line in text.splitlines() if line.startswith("| hello + one Redis round"))
+    assert "| 0.76 |" in row
+
+
 def test_rounds_keep_the_median_round_and_show_every_ratio() -> None:
     """Three rounds of a page, each between its own hello runs: the page's figure is the
     round with the median ratio (a slow patch of the VM in one round does not decide it), and

@@ -375,3 +375,31 @@ def test_read_many_with_redis_down_is_all_misses(settings) -> None:
         "default": {**settings.CACHES["default"], "LOCATION": "redis://127.0.0.1:9/0"},
     }
     assert caching.read_many(["a", "b"]) == {}
+
+
+def test_read_many_reads_through_a_redis_restart(settings) -> None:
+    """read_many sends its MGET on a pooled connection itself (caching._mget): the connection a
+    restart broke is replaced (the pool checks it out only after checking it), so the first read
+    after the restart answers (a miss here would open the breaker and make every read a miss
+    for its cool-down), and the pool gets the connection back after every read."""
+    from django.core.cache import caches
+
+    from harness.cache_servers import running_redis
+
+    with running_redis() as server:
+        settings.CACHES = {
+            **settings.CACHES,
+            "default": {**settings.CACHES["default"], "LOCATION": server.url},
+        }
+        cache = caches["default"]
+        cache.set("rm:before", "kept")
+        assert caching.read_many(["rm:before", "rm:absent"]) == {"rm:before": "kept"}
+        pool = cache.client.get_client(write=False).connection_pool
+        assert len(pool._in_use_connections) == 0
+
+        server.stop()
+        server.start()  # empty again: no persistence
+        server.client().set(cache.make_key("rm:after"), b"3")  # an int counter, as stored
+
+        assert caching.read_many(["rm:before", "rm:after"]) == {"rm:after": 3}
+        assert len(pool._in_use_connections) == 0

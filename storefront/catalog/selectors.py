@@ -206,10 +206,21 @@ def listing_cache_keys(
     return keys
 
 
+@dataclass
+class ListingPageRows:
+    """A listing page's rows as `listing_page_rows` found them, with the page's product cards
+    (the HTML of the rows shown, joined) when they were stored with the rows, else None."""
+
+    key: str
+    rows: list
+    cards: str | None
+
+
 def listing_page_rows(
     *, filters: str, sort: str, page: int | str, compute: Callable[[], list]
-) -> list:
-    """`compute()` (the rows of `page` of the listing `filters` and `sort` describe), cached.
+) -> ListingPageRows:
+    """`compute()` (the rows of `page` of the listing `filters` and `sort` describe), cached
+    with the page's cards (`store_listing_page`).
 
     `page` is a numbered page's number or a cursor page's ``after:<cursor>`` /
     ``before:<cursor>`` (storefront.pagination.paginate's `cached_rows`). In the catalog
@@ -218,13 +229,30 @@ def listing_page_rows(
     than a cached page would be. Cursor pages are cached like the page cache caches their
     HTML: one entry per page visited (a cursor is signed, so made-up ones are refused before
     any lookup), kept for STOREFRONT_CACHE_TTL_QUERIES; a page deep in the listing then costs
-    what page 1 does (bench/REPORT.md, page depth)."""
-    return caching.get_or_set(
-        "catalog",
-        _rows_key(filters, sort, page),
-        compute,
-        settings.STOREFRONT_CACHE_TTL_QUERIES,
-    )
+    what page 1 does (bench/REPORT.md, page depth).
+
+    The cards are stored in the same entry as the rows they were rendered from, so they can
+    never disagree: a card shows its product's fields, category name and displayed stock,
+    all read from these rows under a key that changes with every product, category and
+    displayed-stock change. A page whose rows are cached then needs no other round trip for
+    its 24 cards. On a miss nothing is stored yet: the caller stores rows and cards together.
+    """
+    key = _rows_key(filters, sort, page)
+    entry = caching.get("catalog", key)
+    if isinstance(entry, tuple) and len(entry) == 2:
+        rows, cards = entry
+        return ListingPageRows(key=key, rows=rows, cards=cards)
+    return ListingPageRows(key=key, rows=compute(), cards=None)
+
+
+def listing_page_rows_key(*, filters: str, sort: str, page: int | str) -> str:
+    """The cache key of a listing page's rows and cards (`listing_page_rows`)."""
+    return _rows_key(filters, sort, page)
+
+
+def store_listing_page(page_rows: ListingPageRows, cards: str) -> None:
+    """Store a page's rows with the cards rendered from them (see `listing_page_rows`)."""
+    caching.store(page_rows.key, (page_rows.rows, cards), settings.STOREFRONT_CACHE_TTL_QUERIES)
 
 
 def product_count_bounded(*, filters: str, limit: int, compute: Callable[[], int]) -> int:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
@@ -104,6 +106,14 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
             sort=sort,
         )
 
+    found: list[selectors.ListingPageRows] = []
+
+    def cached_rows(page: int | str, compute: Callable[[], list]) -> list:
+        found.append(
+            selectors.listing_page_rows(filters=filters, sort=sort, page=page, compute=compute)
+        )
+        return found[-1].rows
+
     try:
         page = pagination.paginate(
             products,
@@ -117,9 +127,7 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
             cached_count=lambda limit, compute: selectors.product_count_bounded(
                 filters=filters, limit=limit, compute=compute
             ),
-            cached_rows=lambda page, compute: selectors.listing_page_rows(
-                filters=filters, sort=sort, page=page, compute=compute
-            ),
+            cached_rows=cached_rows,
             keyset=lambda: selectors.listing_keyset(sort=sort, search=data.get("q", "")),
         )
     except pagination.PageMoved as exc:
@@ -134,12 +142,20 @@ def product_listing_page(request: HttpRequest) -> HttpResponse:
     except pagination.PageNotFound as exc:
         raise Http404(str(exc)) from None
 
+    # The cards came with the rows when both were cached; else they are made (each from its
+    # own cache, one round trip) and stored with the rows. One string: the template writes it
+    # once instead of looping over 24 (~25 % of its render time).
+    page_rows = found[0] if found else None
+    if page_rows is not None and page_rows.cards is not None:
+        cards = page_rows.cards
+    else:
+        cards = "".join(fragments.product_cards(page.items, categories=categories))
+        if page_rows is not None:
+            selectors.store_listing_page(page_rows, cards)
     context.update(
         page=page,
         products=page.items,
-        # One string: the template writes it once instead of looping over 24 (~25 % of its
-        # render time).
-        cards=mark_safe("".join(fragments.product_cards(page.items, categories=categories))),  # noqa: S308 - escaped cards
+        cards=mark_safe(cards),  # noqa: S308 - escaped by the card template
         current_category=current_category,
         category_menus=menus(current_category),
         search=data.get("q", ""),
