@@ -619,9 +619,12 @@ def markdown(
         section(
             "9. gunicorn workers and worker classes",
             "One uncached stack per configuration (nginx in front), each measured on the "
-            "uncached listing and on hello. The default of `deploy/gunicorn.conf.py` is one sync "
-            f"worker per core = {cores} on this {cores}-core machine (the measured best here; it "
-            f"was 2 × cores + 1 = {2 * cores + 1} before this sweep).",
+            "uncached listing and on hello; the configurations run in turn, "
+            f"{workers.get('rounds', 1)} round(s), and each shows its median round (every "
+            "round's rate in brackets). The default of `deploy/gunicorn.conf.py` is one sync "
+            f"worker per core = {cores} on this {cores}-core machine (it was 2 × cores + 1 = "
+            f"{2 * cores + 1} before the first sweep); the findings below say whether this run "
+            "tells any configuration apart from it.",
         )
         lines += [
             "| configuration | listing 2xx req/s | listing p95 ms | hello 2xx req/s | hello p95 ms | listing ÷ hello | gunicorn RSS (listing run) |",
@@ -637,7 +640,9 @@ def markdown(
             for page in ("listing", "hello"):
                 r = run.get(page) or {}
                 if r.get("ok"):
-                    cells += [f"{r['rps']:,.0f}", f"{r['p95_ms']:.1f}"]
+                    rounds = r.get("rounds")
+                    spread = f" [{', '.join(f'{x:,.0f}' for x in rounds)}]" if rounds else ""
+                    cells += [f"{r['rps']:,.0f}{spread}", f"{r['p95_ms']:.1f}"]
                 else:
                     cells += [f"**FAILED** ({_statuses(r)})", ""]
             g = run.get("listing", {}).get("resources", {}).get("by_kind", {}).get("gunicorn")
@@ -660,6 +665,18 @@ def markdown(
                 loss += (
                     f"; the old default (sync × {2 * cores + 1}) {f['old_default_rps']:,.0f}, "
                     f"{f['old_default_loss'] * 100:.0f} % less"
+                )
+            if f.get("default_loss") == 0:
+                loss += ". The default is this run's best"
+            elif f.get("noise") is not None:
+                loss += (
+                    f". The best configuration's own rounds spread over {f['noise'] * 100:.0f} % "
+                    "of its median: "
+                    + (
+                        "the default is within that, so this run cannot tell it from the best"
+                        if f.get("default_ties_best")
+                        else "the default is further behind than that"
+                    )
                 )
             lines.append("")
             lines.append(

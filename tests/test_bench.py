@@ -292,3 +292,43 @@ def test_real_wrk_run_with_429s_fails_and_counts_only_2xx(
     assert f"non-2xx responses: {limited['statuses']['4xx']:,} × 4xx" in limited["problems"]
     assert [f["label"] for f in bench.failures] == ["some 429"]
     assert measure.ratio(limited, ok) is None
+
+
+def _rate(label: str, rps: float, ok: bool = True) -> dict:
+    return {"label": label, "ok": ok, "rps": rps, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0}
+
+
+def test_worker_sweep_keeps_each_configurations_median_round() -> None:
+    runs = [_rate("r1", 700.0), _rate("r2", 640.0), _rate("r3", 690.0)]
+    chosen = comparisons.median_rate(runs)
+    assert chosen["label"] == "r3" and chosen["rounds"] == [700.0, 640.0, 690.0]
+    failed = _rate("r2", 640.0, ok=False)
+    assert comparisons.median_rate([runs[0], failed, runs[2]]) is failed
+    assert "rounds" not in comparisons.median_rate([runs[0]])
+
+
+def _config(workers: int, listing: list[float], hello: list[float]) -> dict:
+    return {
+        "label": f"sync ×{workers}",
+        "worker_class": "sync",
+        "workers": workers,
+        "threads": 1,
+        "listing": comparisons.median_rate([_rate("l", x) for x in listing]),
+        "hello": comparisons.median_rate([_rate("h", x) for x in hello]),
+    }
+
+
+def test_worker_finding_ties_the_default_to_the_best_within_its_rounds_spread() -> None:
+    """On 2 cores the default is ×2. ×5's listing median is 4 % ahead, but its own rounds spread
+    over 10 %: the run cannot tell the two apart. On hello ×2 is 20 % behind, beyond the 5 %
+    spread of the best's rounds: the default loses there, and the finding says so."""
+    runs = [
+        _config(2, [694.0, 700.0, 680.0], [1600.0, 1650.0, 1620.0]),
+        _config(5, [735.0, 700.0, 770.0], [2000.0, 2050.0, 2100.0]),
+    ]
+    finding = comparisons.worker_finding(runs, cores=2)
+    listing, hello = finding["listing"], finding["hello"]
+    assert listing["best"] == "sync ×5" and listing["noise"] == round(70 / 735, 3)
+    assert listing["default_rps"] == 694.0 and listing["default_ties_best"] is True
+    assert hello["best"] == "sync ×5" and hello["default_ties_best"] is False
+    assert hello["default_loss"] == round(1 - 1620 / 2050, 3)
