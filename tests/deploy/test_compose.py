@@ -548,12 +548,23 @@ def test_the_app_image_carries_the_release(tmp_path: Path) -> None:
     done = _docker_compose(workdir, COMPOSE_FILE.name, "config", STOREFRONT_RELEASE="0123abc")
     assert done.returncode == 0, done.stderr
     services = yaml.safe_load(done.stdout)["services"]
+    default_base = "python:3.11.7-slim-bookworm"
     for name in ("web", "worker", "beat"):
-        assert services[name]["build"]["args"] == {"STOREFRONT_RELEASE": "0123abc"}, name
+        assert services[name]["build"]["args"] == {
+            "STOREFRONT_RELEASE": "0123abc",
+            "PYTHON_IMAGE": default_base,
+        }, name
     unset = _docker_compose(workdir, COMPOSE_FILE.name, "config")
     assert yaml.safe_load(unset.stdout)["services"]["web"]["build"]["args"] == {
-        "STOREFRONT_RELEASE": ""
+        "STOREFRONT_RELEASE": "",
+        "PYTHON_IMAGE": default_base,
     }
+    # Without a registry: the local base (deploy/docker/build_bases.sh), from the shell.
+    local = _docker_compose(
+        workdir, COMPOSE_FILE.name, "config", PYTHON_IMAGE="local/python:3.11-bookworm"
+    )
+    args = yaml.safe_load(local.stdout)["services"]["worker"]["build"]["args"]
+    assert args["PYTHON_IMAGE"] == "local/python:3.11-bookworm"
     runtime = (DOCKER_DIR / "Dockerfile").read_text().rpartition("\nFROM ")[2]
     assert 'ARG STOREFRONT_RELEASE=""' in runtime
     assert "ENV STOREFRONT_RELEASE=${STOREFRONT_RELEASE}" in runtime
