@@ -12,6 +12,7 @@ stack it was measured on.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from checkout import run_checkout, signed_in_session
 from dataset import Dataset, inproc, start_nginx, start_pair, uncached_env
@@ -135,17 +136,23 @@ def bracketed(
     return out
 
 
-def median_round(runs: list[dict]) -> dict:
-    """The run whose ratio to its bracket is the median of the rounds' (the lower middle one of
-    an even count), with every round's ratio in "rounds"; the first failed run if any failed."""
-    ratios = [ratio_to_reference(run, None) for run in runs]
-    if any(value is None for value in ratios):
-        return next(run for run, value in zip(runs, ratios, strict=True) if value is None)
-    ranked = sorted(zip(ratios, range(len(runs)), strict=True))
+def _median_run(runs: list[dict], value: Callable[[dict], float | None]) -> dict:
+    """The run whose `value` is the median of the runs' (the lower middle one of an even count),
+    with every run's value in "rounds"; the first run without a value (failed) if any; {} for
+    no runs."""
+    values = [value(run) for run in runs]
+    if not runs or any(v is None for v in values):
+        return next((run for run, v in zip(runs, values, strict=True) if v is None), {})
+    ranked = sorted(zip(values, range(len(runs)), strict=True))
     chosen = dict(runs[ranked[(len(ranked) - 1) // 2][1]])
     if len(runs) > 1:
-        chosen["rounds"] = ratios
+        chosen["rounds"] = values
     return chosen
+
+
+def median_round(runs: list[dict]) -> dict:
+    """A bracketed page's median round by its ratio to the hello runs around it."""
+    return _median_run(runs, lambda run: ratio_to_reference(run, None))
 
 
 def compare_uncached(b: Bench, g: harness.Server, n: harness.Server, slug: str) -> dict:
@@ -545,16 +552,8 @@ def compare_workers(b: Bench, ds: Dataset) -> dict:
 
 
 def median_rate(runs: list[dict]) -> dict:
-    """The run with the median 2xx rate (the lower middle one of an even count), with every
-    run's rate in "rounds"; the first failed run if any failed."""
-    failed = next((run for run in runs if not run.get("ok")), None)
-    if failed is not None or not runs:
-        return failed or {}
-    ranked = sorted(runs, key=lambda run: run["rps"])
-    chosen = dict(ranked[(len(ranked) - 1) // 2])
-    if len(runs) > 1:
-        chosen["rounds"] = [run["rps"] for run in runs]
-    return chosen
+    """A configuration's median round by its 2xx rate (a failed run has none)."""
+    return _median_run(runs, lambda run: run["rps"] if run.get("ok") else None)
 
 
 def signed_in(n: harness.Server, shop: dict) -> dict:
