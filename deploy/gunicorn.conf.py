@@ -66,7 +66,9 @@ workers = _env_int("GUNICORN_WORKERS", multiprocessing.cpu_count())
 worker_class = _env_str("GUNICORN_WORKER_CLASS", "sync")
 # Threads per worker; only the gthread worker uses more than one.
 threads = _env_int("GUNICORN_THREADS", 1)
-# Seconds a worker may stay silent before it is killed and replaced (a stuck request).
+# Seconds a worker may stay silent before it is killed and replaced (a stuck request). nginx's
+# proxy_read_timeout (25 s, deploy/nginx) stays below it, so the visitor gets the 504 page;
+# keep it so when raising this.
 timeout = _env_int("GUNICORN_TIMEOUT", 30)
 # Seconds in-flight requests get to finish on reload or shutdown before workers are killed.
 graceful_timeout = _env_int("GUNICORN_GRACEFUL_TIMEOUT", 30)
