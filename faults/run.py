@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import harness  # noqa: E402
 from faults.report import ScenarioResult, overall_passed, write_report  # noqa: E402
-from faults.scenarios import gunicorn, nginx  # noqa: E402
+from faults.scenarios import gunicorn, nginx, redis  # noqa: E402
 from faults.stack import FaultStack, fault_stack  # noqa: E402
 from harness import PROCESSES, log  # noqa: E402
 
@@ -42,6 +42,8 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "kill_instance": ("kill -9 of one of two instances under load", gunicorn.kill_instance),
     "timeout": ("A request past the gunicorn timeout", gunicorn.timeout),
     "nginx_reload": ("nginx reload under load", nginx.reload),
+    "redis_stopped": ("Redis stopped for 30 s under load", redis.stopped),
+    "redis_hung": ("Redis hung (SIGSTOP) under load", redis.hung),
 }
 
 
@@ -51,6 +53,7 @@ def run_scenario(stack: FaultStack, name: str) -> ScenarioResult:
     started = time.monotonic()
     log(f"scenario {name}: {title}")
     try:
+        stack.warm()
         function(stack, result)
     except Exception as exc:  # reported as a missed target; the next scenarios still run
         result.error = f"{type(exc).__name__}: {exc}"
