@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import harness  # noqa: E402
 from faults.report import ScenarioResult, overall_passed, write_report  # noqa: E402
-from faults.scenarios import gunicorn, nginx, redis  # noqa: E402
+from faults.scenarios import gunicorn, nginx, postgres, redis  # noqa: E402
 from faults.stack import FaultStack, fault_stack  # noqa: E402
 from harness import PROCESSES, log  # noqa: E402
 
@@ -44,6 +44,8 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "nginx_reload": ("nginx reload under load", nginx.reload),
     "redis_stopped": ("Redis stopped for 30 s under load", redis.stopped),
     "redis_hung": ("Redis hung (SIGSTOP) under load", redis.hung),
+    "postgres_restart": ("PostgreSQL restarted under load", postgres.restarted),
+    "postgres_exhausted": ("PostgreSQL connections exhausted under load", postgres.exhausted),
 }
 
 

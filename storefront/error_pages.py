@@ -17,10 +17,12 @@ API errors keep DRF's shape, `{"detail": "..."}` (storefront/api.py), whoever pr
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from http import HTTPStatus
 from urllib.parse import quote
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import select_template
 from django.urls import Resolver404
@@ -40,7 +42,10 @@ API_DETAILS = {
     415: "Unsupported media type in the request.",
     429: "Request was throttled.",
     500: "A server error occurred.",
+    503: "The service is briefly unavailable; try again in a minute.",
 }
+# Seconds a client is asked to wait (Retry-After) when the database cannot be reached.
+DATABASE_RETRY_AFTER = 30
 SITE_MESSAGES = {
     400: "We could not understand that request.",
     403: "You do not have access to this page.",
@@ -91,12 +96,29 @@ def permission_denied(request: HttpRequest, exception: Exception) -> HttpRespons
     return error_response(request, status=403, message=_message(exception) or default)
 
 
+def database_unavailable(exception: BaseException | None) -> bool:
+    """Whether an unhandled exception means the database cannot be reached right now (down,
+    restarting, out of connections, a connection that broke): a transient outage, not a bug."""
+    return isinstance(exception, OperationalError | InterfaceError)
+
+
 def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500. Django calls it while handling the exception, so sys.exc_info() names it: an
+    unreachable database is a 503 with Retry-After (the site's "briefly unavailable" page, or
+    JSON), which clients and monitors read as "try again", not as a bug in the page."""
+    if database_unavailable(sys.exc_info()[1]):
+        status, template = 503, "503.html"
+    else:
+        status, template = 500, "500.html"
     if is_api_request(request):
-        return JsonResponse({"detail": API_DETAILS[500]}, status=500)
-    # 500.html stands alone (no base.html, no context processors): whatever failed (the
-    # database, the cache) must not fail the error page too.
-    return HttpResponse(select_template(["500.html"]).render(), status=500)
+        response: HttpResponse = JsonResponse({"detail": API_DETAILS[status]}, status=status)
+    else:
+        # 500.html and 503.html stand alone (no base.html, no context processors): whatever
+        # failed (the database, the cache) must not fail the error page too.
+        response = HttpResponse(select_template([template]).render(), status=status)
+    if status == 503:
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
 
 
 def _not_allowed_message(request: HttpRequest, response: HttpResponse) -> str:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.test import Client, RequestFactory
 
@@ -127,6 +128,54 @@ def test_a_server_error_page_stands_alone() -> None:
     response = server_error(RequestFactory().get("/products/"))
     assert response.status_code == 500
     assert "Something went wrong" in response.content.decode()
+
+
+def _server_error_while_raising(exc: Exception, path: str) -> HttpResponse:
+    """server_error as Django calls it: inside the `except` block of the unhandled exception."""
+    try:
+        raise exc
+    except Exception:
+        return server_error(RequestFactory().get(path))
+
+
+@pytest.mark.parametrize("exc", [OperationalError("connection refused"), InterfaceError("closed")])
+def test_an_unreachable_database_is_a_503_page_with_retry_after(exc: Exception) -> None:
+    response = _server_error_while_raising(exc, "/orders/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "briefly unavailable" in response.content.decode()
+    assert "Something went wrong" not in response.content.decode()
+
+
+def test_an_unreachable_database_is_a_503_in_json_under_the_api() -> None:
+    response = _server_error_while_raising(OperationalError("too many clients"), "/api/orders/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "unavailable" in json.loads(response.content)["detail"]
+
+
+def test_other_errors_stay_500_without_retry_after() -> None:
+    response = _server_error_while_raising(ValueError("a bug"), "/products/")
+    assert response.status_code == 500
+    assert "Retry-After" not in response
+    # A database error that is no outage (an integrity error is a bug) is a 500 too.
+    response = _server_error_while_raising(IntegrityError("duplicate key"), "/products/")
+    assert response.status_code == 500
+
+
+def test_a_view_that_cannot_reach_the_database_answers_503(client: Client, monkeypatch) -> None:
+    # Through Django's whole handler (middleware, handler500): the 503 page, not the 500 one.
+    from storefront.catalog import selectors
+
+    def down(**kwargs: object) -> None:
+        raise OperationalError("connection to server failed: Connection refused")
+
+    monkeypatch.setattr(selectors, "product_detail", down)
+    client.raise_request_exception = False
+    response = client.get(f"/products/{ProductFactory().slug}/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "30"
+    assert "briefly unavailable" in response.content.decode()
 
 
 def test_a_csrf_failure_page_shows_no_empty_reason() -> None:
