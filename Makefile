@@ -27,7 +27,7 @@ else
 PYTEST_PARALLEL := -n $(XDIST) --dist loadgroup
 endif
 
-.PHONY: help install run test test-quick lint format docs docs-serve vendor clean distclean bench loadtest security
+.PHONY: help install run test test-quick lint format docs docs-serve vendor clean distclean bench loadtest security compose-test
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make TARGET\n"} \
@@ -69,6 +69,9 @@ loadtest: install ## Locust load test (loadtest/results/); SHAPE=steady (60 s), 
 security: install ## Scanners and scripted attacks on a production-profile stack (security/REPORT.md)
 	@scripts/security_tools.sh
 	$(VENV)/bin/python security/run.py $(if $(ONLY),--only $(ONLY),)
+
+compose-test: install ## Build the Docker images and run the compose stack for real (tests/compose; needs root, docker.io)
+	@scripts/compose_test.sh
 
 vendor: ## Refresh storefront/static/vendor/ from package.json (needs npm)
 	@scripts/vendor.sh

@@ -13,6 +13,11 @@ from harness.smtp import SmtpSink, running_smtp_sink
 from tests.celery_worker import CeleryWorker, running_worker
 
 
+# tests/compose builds and runs the Docker images (minutes, a running Docker engine):
+# `make compose-test` runs them, with STOREFRONT_COMPOSE_TEST=1; `make test` leaves them out.
+collect_ignore_glob = [] if os.environ.get("STOREFRONT_COMPOSE_TEST") == "1" else ["tests/compose/*"]
+
+
 def services_required() -> bool:
     """With STOREFRONT_REQUIRE_SERVICES=1 (set by .ci/run) a missing service fails the test."""
     return os.environ.get("STOREFRONT_REQUIRE_SERVICES") == "1"

@@ -48,6 +48,10 @@ BROTLI_MODULES = ("ngx_http_brotli_filter_module.so", "ngx_http_brotli_static_mo
 UPSTREAM_OPTIONS = "max_fails=3 fail_timeout=10s"
 # An nginx time: a number with an optional unit (proxy_cache_valid).
 NGINX_TIME = re.compile(r"[1-9][0-9]*(ms|s|m|h|d)?")
+# The upstream group of storefront.conf.template (NGINX_UPSTREAMS).
+POOL = "storefront_app"
+# host:port, or a bare host name (port 80).
+BACKEND = re.compile(r"[A-Za-z0-9_.-]+(:[0-9]{1,5})?")
 # settings.py's default SECURE_HSTS_SECONDS (one year).
 DEFAULT_HSTS_SECONDS = 31536000
 
@@ -61,6 +65,10 @@ def defaults(out: Path) -> dict[str, str]:
         "NGINX_SERVER_NAME": "localhost",
         "NGINX_UPSTREAM_SOCKETS": f"unix:{var / 'run' / 'gunicorn.sock'}",
         "NGINX_UPSTREAMS": "",
+        # The pool of NGINX_UPSTREAMS; a host:port instead is resolved at request time through
+        # NGINX_RESOLVER (compose's web replicas, see storefront.conf.template).
+        "NGINX_BACKEND": POOL,
+        "NGINX_RESOLVER": "",
         "NGINX_STATIC_ROOT": str(var / "static"),
         "NGINX_MEDIA_ROOT": str(var / "media"),
         "NGINX_TLS_CERT": str(var / "tls" / "dev-cert.pem"),
@@ -155,6 +163,18 @@ def resolve(out: Path, environ: dict[str, str], profile: str | None) -> dict[str
         values["NGINX_UPSTREAMS"] = upstream_lines(values["NGINX_UPSTREAM_SOCKETS"])
     if not values["NGINX_REAL_IP_FROM"]:
         values["NGINX_REAL_IP_FROM"] = real_ip_lines(values["NGINX_TRUSTED_PROXIES"])
+    backend = values["NGINX_BACKEND"]
+    if not BACKEND.fullmatch(backend):
+        raise SystemExit(f"NGINX_BACKEND must be {POOL} or host:port, not {backend!r}")
+    if not values["NGINX_RESOLVER"]:
+        if backend != POOL:
+            raise SystemExit(
+                f"NGINX_BACKEND={backend} is resolved at request time: set NGINX_RESOLVER "
+                "(e.g. 'resolver 127.0.0.53 valid=5s;')"
+            )
+        values["NGINX_RESOLVER"] = (
+            f"# No resolver: NGINX_BACKEND is the {POOL} group, its addresses fixed at start."
+        )
     if not values["NGINX_HTTPS_PUBLIC_PORT"]:
         values["NGINX_HTTPS_PUBLIC_PORT"] = port_of(values["NGINX_LISTEN_HTTPS"])
     for name, value in hsts_values(environ).items():

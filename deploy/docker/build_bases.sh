@@ -2,8 +2,13 @@
 # Local base images for machines that cannot reach a container registry (no `docker pull`):
 #   local/debian:bookworm        a minimal Debian root file system (debootstrap), imported
 #   local/python:3.11-bookworm   + Debian's Python 3.11 and venv: the project Dockerfile's base
+#   local/nginx:1.22-bookworm, local/postgres:15-bookworm, local/redis:7.0-bookworm,
+#   local/memcached:1.6-bookworm  the compose stack's services from Debian's packages
+#                                (deploy/docker/local/*/Dockerfile), in place of the official
+#                                images: NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, MEMCACHED_IMAGE
 # Then build the project image on it:
 #   docker build -f deploy/docker/Dockerfile --build-arg PYTHON_IMAGE=local/python:3.11-bookworm .
+# (compose: PYTHON_IMAGE=local/python:3.11-bookworm in deploy/docker/.env, with the four above.)
 #
 # Needs root, debootstrap and a running Docker engine. The Debian mirror is the one apt on this
 # machine already uses, read from its sources at run time (never written into a file here).
@@ -37,9 +42,11 @@ if ((rebuild)) || ! have "$DEBIAN_IMAGE"; then
   started=$SECONDS
   debootstrap --variant=minbase --include=ca-certificates bookworm "$work/rootfs" "$(mirror)" \
     >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
-  # What a container never needs: downloaded packages, documentation, man pages.
-  rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/lib/apt/lists/"* \
-    "$work/rootfs/usr/share/doc/"* "$work/rootfs/usr/share/man/"*
+  # What a container never needs: downloaded packages, apt's caches, documentation, man pages,
+  # translations (each image's own apt-get run removes what it adds of these too).
+  rm -rf "$work/rootfs/var/cache/apt/archives/"*.deb "$work/rootfs/var/cache/apt/"*.bin \
+    "$work/rootfs/var/lib/apt/lists/"* "$work/rootfs/usr/share/doc/"* \
+    "$work/rootfs/usr/share/man/"* "$work/rootfs/usr/share/locale/"*
   tar -C "$work/rootfs" -c . | docker import - "$DEBIAN_IMAGE" >/dev/null
   echo "build_bases: $DEBIAN_IMAGE in $((SECONDS - started)) s"
 fi
@@ -54,8 +61,20 @@ COPY host-ca.crt /usr/local/share/host-ca.crt
 ENV PIP_CERT=/usr/local/share/host-ca.crt
 RUN apt-get update -qq \\
     && apt-get install -y -qq --no-install-recommends python3 python3-venv python-is-python3 \\
-    && rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/*
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /usr/share/doc/* /usr/share/man/* /usr/share/locale/*
 DOCKERFILE
   docker build -q -t "$PYTHON_IMAGE" "$work/python" >/dev/null
   echo "build_bases: $PYTHON_IMAGE in $((SECONDS - started)) s"
 fi
+
+# The service images: one directory each under deploy/docker/local/, tagged as listed above.
+local_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/local"
+for spec in nginx:1.22 postgres:15 redis:7.0 memcached:1.6; do
+  image="local/${spec}-bookworm"
+  if ((rebuild)) || ! have "$image"; then
+    started=$SECONDS
+    docker build -q --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" -t "$image" "$local_dir/${spec%%:*}" \
+      >/dev/null
+    echo "build_bases: $image in $((SECONDS - started)) s"
+  fi
+done

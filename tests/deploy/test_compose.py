@@ -98,11 +98,16 @@ def _depends(service: dict[str, Any]) -> dict[str, Any]:
     return depends
 
 
+def _default(value: str) -> str:
+    """`${NAME:-default}` as compose reads it with NAME unset (env.example leaves these unset)."""
+    return re.sub(r"\$\{\w+(?::-([^}]*))?\}", lambda m: m.group(1) or "", value)
+
+
 def _volume_mounts(service: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """Named-volume or bind source -> (target, mode) for every short-form volume entry."""
     mounts = {}
     for entry in service.get("volumes", []):
-        parts = entry.split(":")
+        parts = _default(entry).split(":")
         mode = parts[2] if len(parts) > 2 else "rw"
         mounts[parts[0]] = (parts[1], mode)
     return mounts
@@ -112,6 +117,7 @@ def test_expected_services(compose: dict[str, Any]) -> None:
     # Services behind a profile (monitoring: tests/deploy/test_monitoring.py) start only on demand.
     assert {name for name, s in _services(compose).items() if not s.get("profiles")} == {
         "nginx",
+        "migrate",
         "web",
         "worker",
         "beat",
@@ -119,7 +125,25 @@ def test_expected_services(compose: dict[str, Any]) -> None:
         "redis",
         "cache",
         "memcached",
+        "certbot",
     }
+
+
+def test_migrations_run_once_in_a_one_off_service_before_the_app(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    migrate = services["migrate"]
+    assert migrate["image"] == services["web"]["image"]
+    assert migrate["command"] == ["prepare"]  # entrypoint.sh: migrate, publish static, exit
+    assert migrate["restart"] == "no"
+    assert _volume_mounts(migrate)["static"] == _volume_mounts(services["web"])["static"]
+    for name in ("web", "worker", "beat"):
+        assert _depends(services[name])["migrate"] == {
+            "condition": "service_completed_successfully"
+        }
+        assert services[name]["environment"]["STOREFRONT_MIGRATE"] == "0"
+        assert services[name]["environment"]["STOREFRONT_COLLECTSTATIC"] == "0"
+    entrypoint = (DOCKER_DIR / "entrypoint.sh").read_text()
+    assert '"${1:-}" == prepare' in entrypoint
 
 
 def test_celery_worker_and_beat_run_the_app_image(compose: dict[str, Any]) -> None:
@@ -129,10 +153,9 @@ def test_celery_worker_and_beat_run_the_app_image(compose: dict[str, Any]) -> No
         assert service["image"] == web["image"]
         assert service["env_file"] == web["env_file"]
         assert service["command"][:4] == ["celery", "-A", "storefront", role]
-        # web migrates and collects static files; the others start after it is healthy.
+        # The one-off migrate service migrates and publishes static files, before any of them.
         assert service["environment"]["STOREFRONT_MIGRATE"] == "0"
         assert service["environment"]["STOREFRONT_COLLECTSTATIC"] == "0"
-        assert _depends(service)["web"] == {"condition": "service_healthy"}
         assert _depends(service)["redis"] == {"condition": "service_healthy"}
     assert "inspect ping" in " ".join(worker["healthcheck"]["test"])
     assert beat["healthcheck"]["test"] == ["CMD", "storefront", "check_services", "broker"]
@@ -145,6 +168,9 @@ def test_celery_worker_and_beat_run_the_app_image(compose: dict[str, Any]) -> No
 
 def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
     for name, service in _services(compose).items():
+        if name == "migrate":  # one-off: it exits once done, and what waits for it needs exit 0
+            assert service["healthcheck"] == {"disable": True}
+            continue
         check = service.get("healthcheck", {})
         assert check.get("test"), f"{name} has no healthcheck"
         assert not check.get("disable"), f"{name} disables its healthcheck"
@@ -232,6 +258,9 @@ def test_nginx_renders_the_shared_templates(compose: dict[str, Any]) -> None:
     assert (target, mode) == ("/etc/nginx/templates", "ro")
     environment = nginx["environment"]
     assert environment["NGINX_UPSTREAMS"] == "server web:8000;"
+    # Requests go to web:8000 resolved by Docker's DNS while nginx runs (replicas come and go).
+    assert environment["NGINX_BACKEND"] == "web:8000"
+    assert environment["NGINX_RESOLVER"].startswith("resolver 127.0.0.11 valid=")
     assert environment["NGINX_STATIC_ROOT"] == _volume_mounts(nginx)["static"][0]
     assert environment["NGINX_MEDIA_ROOT"] == _volume_mounts(nginx)["media"][0]
     # The microcache in the image's own cache directory, which its nginx user may write to.
@@ -240,7 +269,8 @@ def test_nginx_renders_the_shared_templates(compose: dict[str, Any]) -> None:
 
 def test_app_services_read_the_env_file(compose: dict[str, Any]) -> None:
     for name in ("web", "nginx"):
-        assert _services(compose)[name]["env_file"] == ".env"
+        # .env beside compose.yaml unless STOREFRONT_ENV_FILE names another (make compose-test).
+        assert _default(_services(compose)[name]["env_file"]) == ".env"
     assert (DOCKER_DIR / "env.example").is_file()
 
 
@@ -280,7 +310,7 @@ def test_env_example_documents_what_the_stack_reads(compose: dict[str, Any]) -> 
 
 def test_images_are_pinned(compose: dict[str, Any]) -> None:
     for name, service in _services(compose).items():
-        image = service["image"]
+        image = _default(service["image"])  # NGINX_IMAGE & co. replace it, pinned as well
         repository, _, tag = image.rpartition(":")
         assert repository and tag, f"{name}: image {image!r} has no tag"
         assert tag != "latest", f"{name}: image {image!r} is not pinned"
@@ -310,7 +340,7 @@ def test_every_snippet_nginx_includes_exists_in_the_container(compose: dict[str,
     snippet_dir = nginx["environment"]["NGINX_SNIPPET_DIR"]
     mounted = {}
     for volume in nginx["volumes"]:
-        source, target = volume.split(":")[:2]
+        source, target = _default(volume).split(":")[:2]
         if target.startswith(snippet_dir + "/"):
             mounted[target.rsplit("/", 1)[1]] = DOCKER_DIR / source
     profile_files = {f"http-{p}.conf" for p in ("dev", "production")}
@@ -387,7 +417,7 @@ def test_compose_nginx_config_passes_nginx_t(compose: dict[str, Any], tmp_path: 
 
     # compose's mounts: bind mounts copied from the repo, named volumes as empty directories.
     for entry in service["volumes"]:
-        source, target = entry.split(":")[:2]
+        source, target = _default(entry).split(":")[:2]
         destination = root / target.lstrip("/")
         if not source.startswith("."):
             destination.mkdir(parents=True, exist_ok=True)

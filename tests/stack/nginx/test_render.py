@@ -64,3 +64,29 @@ def test_renderer_matches_envsubst(profile: str, tmp_path: Path) -> None:
             check=True,
         ).stdout
         assert ours.read_text() == theirs, template.name
+
+
+def test_backend_is_the_pool_by_default_and_a_resolved_name_needs_a_resolver(
+    tmp_path: Path,
+) -> None:
+    """proxy_pass names $storefront_backend: the upstream group (fixed addresses, keepalive),
+    or a host:port looked up at request time, which only works with a resolver."""
+    render_nginx.render(tmp_path / "pool", {})
+    conf = (tmp_path / "pool" / "conf.d" / "storefront.conf").read_text()
+    assert "default storefront_app;" in conf
+    assert "\nresolver " not in conf
+    app = (tmp_path / "pool" / "snippets" / "app.conf").read_text()
+    assert "proxy_pass http://storefront_app" not in app
+    assert app.count("proxy_pass http://$storefront_backend;") >= 7
+
+    with pytest.raises(SystemExit, match="set NGINX_RESOLVER"):
+        render_nginx.render(tmp_path / "bare", {"NGINX_BACKEND": "web:8000"})
+    with pytest.raises(SystemExit, match="NGINX_BACKEND must be"):
+        render_nginx.render(tmp_path / "bad", {"NGINX_BACKEND": "http://web:8000/"})
+
+    resolver = "resolver 127.0.0.53 valid=2s ipv6=off;"
+    render_nginx.render(tmp_path / "named", {"NGINX_BACKEND": "localhost:8000",
+                                              "NGINX_RESOLVER": resolver})  # fmt: skip
+    conf = (tmp_path / "named" / "conf.d" / "storefront.conf").read_text()
+    assert "default localhost:8000;" in conf
+    assert f"\n{resolver}\n" in conf
