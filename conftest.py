@@ -12,10 +12,10 @@ from harness import Unavailable
 from harness.smtp import SmtpSink, running_smtp_sink
 from tests.celery_worker import CeleryWorker, running_worker
 
-
 # tests/compose builds and runs the Docker images (minutes, a running Docker engine):
 # `make compose-test` runs them, with STOREFRONT_COMPOSE_TEST=1; `make test` leaves them out.
-collect_ignore_glob = [] if os.environ.get("STOREFRONT_COMPOSE_TEST") == "1" else ["tests/compose/*"]
+COMPOSE_TESTS = os.environ.get("STOREFRONT_COMPOSE_TEST") == "1"
+collect_ignore_glob = [] if COMPOSE_TESTS else ["tests/compose/*"]
 
 
 def services_required() -> bool:
