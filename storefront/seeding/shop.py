@@ -10,6 +10,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
+from storefront import caching
 from storefront.accounts import services as account_services
 from storefront.accounts.models import User
 from storefront.bulk_load import loader_for_connection
@@ -143,6 +144,10 @@ def seed_shop(
             dashboard_sales.refresh_daily_sales()
             # Statistics for the sales tables too, or the planner guesses at their size.
             loader.analyze(models=[DailySales, ProductDailySales, ProductSales30d])
+        # The rows went in through bulk loads, which send no model signals: nothing told the
+        # cache. Pages cached before (an empty listing, the old catalog) would outlive the seed,
+        # so every cached page and fragment is dropped once the data is committed.
+        transaction.on_commit(caching.clear)
     report.total_seconds = time.perf_counter() - started
     return report
 

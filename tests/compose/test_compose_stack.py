@@ -109,6 +109,18 @@ class Stack:
     def log_tail(self) -> str:
         return self.compose("logs", "--no-color", "--tail", "40", check=False)
 
+    def wait_answering(self) -> float:
+        """When (monotonic) the home page first answered 200 through nginx over HTTPS."""
+        deadline = time.monotonic() + HEALTH_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                if get(self, "/")[0] == 200:
+                    return time.monotonic()
+            except (OSError, http.client.HTTPException):
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the site never answered:\n{self.log_tail()}")
+
     def wait_healthy(self, service: str | None = None) -> float:
         """Seconds until every container of `service` (of the project: None) is healthy, or
         has exited with 0 (the one-off migrate service)."""
@@ -255,6 +267,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             FIGURES["build_seconds"] = round(time.monotonic() - started, 1)
             started = time.monotonic()
             stack.compose("up", "-d", timeout=600)
+            FIGURES["site_answers_after_seconds"] = round(stack.wait_answering() - started, 1)
             stack.wait_healthy()
             FIGURES["up_to_healthy_seconds"] = round(time.monotonic() - started, 1)
             stack.compose("exec", "-T", "web", "storefront", "seed", "--products", "60",
@@ -570,6 +583,7 @@ def test_down_and_up_keeps_orders_and_sessions(stack: Stack, chromium: Browser) 
         FIGURES["down_keep_volumes_seconds"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         stack.compose("up", "-d")
+        FIGURES["up_again_site_answers_seconds"] = round(stack.wait_answering() - started, 1)
         stack.wait_healthy()
         FIGURES["up_again_to_healthy_seconds"] = round(time.monotonic() - started, 1)
         # The same browser, its session cookie from before: still signed in (sessions live in

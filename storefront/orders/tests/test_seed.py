@@ -296,3 +296,15 @@ def test_vocabulary_file_fits_the_generator() -> None:
     assert all(len(kind.uses) >= 3 and kind.nouns and kind.materials for kind in kinds)
     assert ("Newcastle upon Tyne", "NE1") in words.cities
     assert words.adjectives and words.closing_sentences and words.first_names
+
+
+def test_seeding_a_shop_that_already_served_pages_shows_the_new_catalog(
+    client, django_capture_on_commit_callbacks
+) -> None:
+    """Seeding bulk-loads rows (no model signals): it clears the page caches itself, or pages
+    cached before it (an empty listing) would outlive it."""
+    assert '<a class="product-card"' not in client.get("/products/").content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        seed()
+    body = client.get("/products/").content.decode()
+    assert body.count('<a class="product-card"') == 24  # a full first page
