@@ -177,10 +177,14 @@ class Process:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not ready within {timeout:.0f}s")
 
-    def kill(self) -> None:
-        """SIGKILL to its whole process group (prefork children die mid-task too)."""
+    def kill(self, *, group: bool = True) -> None:
+        """SIGKILL to its whole process group (prefork children die mid-task too), or to its
+        main process alone (`kill -9 PID`: the pool children finish their task, then exit)."""
         if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            if group:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            else:
+                self.proc.kill()
             self.proc.wait(timeout=10)
         if self.proc is not None:
             PROCESSES.forget(self.proc)
@@ -299,7 +303,10 @@ def fault_stack(workdir: Path, run_id: str) -> Iterator[FaultStack]:
         log("starting a PostgreSQL cluster and a Redis of our own")
         cluster = stack.enter_context(running_cluster(max_connections=MAX_CONNECTIONS))
         database_url = cluster.create_database("storefront", owner="storefront")
-        redis = stack.enter_context(running_redis())
+        # The broker's Redis persists (settings.py: REDIS_URL is the durable one).
+        redis = stack.enter_context(
+            running_redis("--appendonly", "yes", "--appendfsync", "everysec")
+        )
         smtp = RestartableSmtp()
         smtp.start()
         stack.callback(smtp.stop)
