@@ -16,7 +16,6 @@ nor hidden by a client retry. Bounded twice: by `duration` and by `max_requests`
 from __future__ import annotations
 
 import http.client
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +38,7 @@ def failure_kind(exc: BaseException) -> str:
     """The outcome name of a request that got no HTTP answer."""
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
-    if isinstance(exc, TimeoutError | socket.timeout):
+    if isinstance(exc, TimeoutError):  # socket.timeout is TimeoutError since Python 3.10
         return "timeout"
     if isinstance(
         exc,
