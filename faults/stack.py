@@ -48,6 +48,7 @@ NO_LIMITS = {
 }
 SEED = {"products": 300, "orders": 200, "users": 30}
 CUSTOMER_PASSWORD = "faults-Pass-123"  # a throwaway account on a throwaway stack
+STAFF_USERNAME = "faults-staff"  # a superuser: staff pages (the CSV import) for the disk scenario
 MAX_CONNECTIONS = 60
 
 
@@ -290,7 +291,10 @@ def _make_customers(env: dict[str, str], count: int) -> list[str]:
          "from storefront.accounts.models import User\n"
          f"for n in {names!r}:\n"
          "    User.objects.filter(username=n).exists() or User.objects.create_user("
-         f"username=n, email=n + '@example.com', password={CUSTOMER_PASSWORD!r})"],
+         f"username=n, email=n + '@example.com', password={CUSTOMER_PASSWORD!r})\n"
+         f"User.objects.filter(username={STAFF_USERNAME!r}).exists() or "
+         f"User.objects.create_superuser(username={STAFF_USERNAME!r}, "
+         f"email='faults-staff@example.com', password={CUSTOMER_PASSWORD!r})"],
         env, timeout=120,
     )  # fmt: skip
     return names

@@ -31,12 +31,21 @@ def product_import_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = ProductImportForm(request.POST, request.FILES)
         if form.is_valid():
-            record = imports.create_product_import(
-                file=form.cleaned_data["file"], user=request.user
-            )
-            messages.success(request, f"Import #{record.pk} of {record.original_name} is queued.")
-            return redirect(record.get_absolute_url())
-        status = 400
+            try:
+                record = imports.create_product_import(
+                    file=form.cleaned_data["file"], user=request.user
+                )
+            except imports.UploadStorageFull as exc:
+                # The disk is full: the form again with the reason, 507 Insufficient Storage.
+                form.add_error("file", str(exc))
+                status = 507
+            else:
+                messages.success(
+                    request, f"Import #{record.pk} of {record.original_name} is queued."
+                )
+                return redirect(record.get_absolute_url())
+        else:
+            status = 400
     else:
         form = ProductImportForm()
     return render(

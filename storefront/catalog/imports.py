@@ -28,6 +28,7 @@ stock by delta through the API (stock_delta) when only arrivals are known.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from collections.abc import Iterator
@@ -354,6 +355,19 @@ def run_product_import(*, import_id: int) -> ProductImport | None:
         return record
 
 
+# The storage is full (no space, or the user's quota): the upload cannot be kept right now.
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class UploadStorageFull(Exception):
+    """The file could not be stored because its disk is full; nothing was recorded."""
+
+    message = (
+        "The server has no room to store this file right now, so nothing was imported. "
+        "Please try again later; the operators have been alerted."
+    )
+
+
 def create_product_import(
     *, file: File, user: User | None = None, enqueue: bool = True
 ) -> ProductImport:
@@ -361,13 +375,28 @@ def create_product_import(
 
     The caller has validated the upload (ProductImportForm / the admin form check size,
     extension and header); the management command passes operator files as they are.
+    A full disk raises UploadStorageFull (nothing recorded, the partial file removed).
     """
     from storefront.catalog import tasks  # tasks imports this module
 
     original_name = os.path.basename(file.name or "products.csv")[:255]
     with transaction.atomic():
         record = ProductImport(original_name=original_name, created_by=user)
-        record.file.save(original_name, file, save=False)
+        storage = record.file.storage
+        # The name is chosen first so that a write that fails half-way can be removed: a
+        # partial file would hold on to the last free space of a disk that is already full.
+        name = storage.get_available_name(
+            record.file.field.generate_filename(record, original_name)
+        )
+        try:
+            record.file.name = storage.save(name, file)
+        except OSError as exc:
+            if exc.errno not in STORAGE_FULL_ERRNOS:
+                raise
+            with contextlib.suppress(OSError):
+                storage.delete(name)
+            logger.error("product import upload refused: storage full (%s)", exc)
+            raise UploadStorageFull(UploadStorageFull.message) from exc
         record.save()
         if enqueue:
             transaction.on_commit(lambda: tasks.import_products.delay(record.pk))

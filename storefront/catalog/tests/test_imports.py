@@ -487,3 +487,65 @@ def test_a_large_import_refreshes_the_row_estimate(categories, require_postgres)
         cursor.execute("SELECT reltuples FROM pg_class WHERE relname = 'catalog_product'")
         (estimate,) = cursor.fetchone()
     assert estimate >= imports.ANALYZE_AFTER_CREATED
+
+
+# --- a full disk (make faults: "the media/var disk full") -------------------------------------
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """The private storage's disk fills up half-way through writing a file: a partial file is
+    left on disk and the write fails with ENOSPC, as FileSystemStorage does on a full disk."""
+    import errno
+    import os
+
+    from storefront.storage import PrivateStorage
+
+    def write_then_fail(self: PrivateStorage, name: str, content) -> str:
+        path = self.path(name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as partial:
+            partial.write(b"sku,name,categ")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(PrivateStorage, "_save", write_then_fail)
+
+
+def _stored_files(settings) -> list:
+    root = settings.PRIVATE_MEDIA_ROOT
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+@pytest.mark.django_db
+def test_a_full_disk_refuses_the_upload_and_leaves_nothing(full_disk, settings) -> None:
+    with pytest.raises(imports.UploadStorageFull):
+        imports.create_product_import(file=ContentFile(b"x", name="p.csv"), enqueue=False)
+    assert not ProductImport.objects.exists()
+    assert _stored_files(settings) == []  # the partial file was removed
+
+
+@pytest.mark.django_db
+def test_other_storage_errors_are_not_called_a_full_disk(monkeypatch) -> None:
+    import errno
+
+    from storefront.storage import PrivateStorage
+
+    def denied(self, name, content):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(PrivateStorage, "_save", denied)
+    with pytest.raises(PermissionError):
+        imports.create_product_import(file=ContentFile(b"x", name="p.csv"), enqueue=False)
+
+
+@pytest.mark.django_db
+def test_staff_upload_on_a_full_disk_gets_the_form_with_a_message(
+    staff_client, categories, full_disk, settings
+) -> None:
+    response = staff_client.post("/staff/products/import/", {"file": upload(CSV_WITH_3_BAD_ROWS)})
+    assert response.status_code == 507
+    assert "no room to store this file" in response.content.decode()
+    assert not ProductImport.objects.exists()
+    assert _stored_files(settings) == []
+    # The rest of the staff pages still answer.
+    assert staff_client.get("/staff/products/import/").status_code == 200

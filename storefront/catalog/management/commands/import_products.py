@@ -33,9 +33,12 @@ class Command(BaseCommand):
                 import_parsing.check_upload(handle)
             except import_parsing.ImportFileError as exc:
                 raise CommandError(f"{file}: {exc}") from None
-            record = imports.create_product_import(
-                file=File(handle, name=file.name), user=None, enqueue=not sync
-            )
+            try:
+                record = imports.create_product_import(
+                    file=File(handle, name=file.name), user=None, enqueue=not sync
+                )
+            except imports.UploadStorageFull as exc:
+                raise CommandError(str(exc)) from None
         if not sync:
             self.stdout.write(
                 f"Import #{record.pk} is queued; follow it at {record.get_absolute_url()} "
