@@ -487,7 +487,10 @@ def test_scale_web_to_three_spreads_requests_follows_replacements_migrates_once(
 
 @dataclass
 class Load:
-    """Requests in a loop from `threads` threads, each paced to `rate` per second."""
+    """Requests in a loop from `threads` threads, each paced to `rate` per second, over HTTPS
+    keep-alive connections like a browser's: replicas coming and going behind nginx must not
+    break a client's open connection either. (faults/load.py is the open-loop generator of
+    `make faults`: a new plain-HTTP connection per request, latency from the scheduled time.)"""
 
     stack: Stack
     threads: int = 4
