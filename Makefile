@@ -27,7 +27,7 @@ else
 PYTEST_PARALLEL := -n $(XDIST) --dist loadgroup
 endif
 
-.PHONY: help install run test test-quick lint format docs docs-serve vendor clean distclean bench loadtest security compose-test
+.PHONY: help install run test test-quick lint format docs docs-serve vendor clean distclean bench loadtest security compose-test faults
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make TARGET\n"} \
@@ -72,6 +72,9 @@ security: install ## Scanners and scripted attacks on a production-profile stack
 
 compose-test: install ## Build the Docker images and run the compose stack for real (tests/compose; needs root, docker.io)
 	@scripts/compose_test.sh
+
+faults: install ## Faults under load on a stack of its own (faults/REPORT.md, ~15 min); ONLY=hup_sync,...
+	$(VENV)/bin/python faults/run.py $(if $(ONLY),--only $(ONLY),)
 
 vendor: ## Refresh storefront/static/vendor/ from package.json (needs npm)
 	@scripts/vendor.sh

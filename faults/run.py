@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import harness  # noqa: E402
 from faults.report import ScenarioResult, overall_passed, write_report  # noqa: E402
-from faults.scenarios import disk, email, gunicorn, nginx, postgres, redis  # noqa: E402
+from faults.scenarios import deploy, disk, email, gunicorn, nginx, postgres, redis  # noqa: E402
 from faults.stack import FaultStack, fault_stack  # noqa: E402
 from harness import PROCESSES, log  # noqa: E402
 
@@ -50,6 +50,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "broker_restart": ("Broker (Redis) restarted with tasks queued", email.broker_restarted),
     "smtp_down": ("SMTP down, then back", email.smtp_down),
     "disk_full": ("The uploads' disk full", disk.full),
+    "deploy": ("deploy.sh under load: a migration, then a rollback", deploy.deploy),
 }
 
 

@@ -225,8 +225,12 @@ class FaultStack:
 
     def restart_web(self, overrides: dict[str, str] | None = None) -> None:
         """Both gunicorn instances again with these GUNICORN_* overrides (one after the other,
-        outside any measurement)."""
-        self.web_overrides = dict(overrides or {})
+        outside any measurement); nothing to do when they already run with them."""
+        overrides = dict(overrides or {})
+        running = all(w.proc is not None and w.proc.poll() is None for w in self.web)
+        if running and overrides == self.web_overrides:
+            return
+        self.web_overrides = overrides
         for instance in self.web:
             instance.stop()
             instance.start(self.web_env())

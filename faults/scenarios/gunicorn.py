@@ -22,7 +22,7 @@ from faults.stats import failures_of
 HUP_ROUNDS = 5
 HUP_INTERVAL = 3.0  # seconds between two HUPs of the same instance
 GTHREAD = {"GUNICORN_WORKER_CLASS": "gthread", "GUNICORN_THREADS": "4"}
-SYNC = {"GUNICORN_WORKER_CLASS": "sync", "GUNICORN_THREADS": "1"}
+SYNC: dict[str, str] = {}  # deploy/gunicorn.conf.py's defaults: sync workers
 
 
 def _hup(stack: FaultStack, result: ScenarioResult, overrides: dict[str, str]) -> None:
