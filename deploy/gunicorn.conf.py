@@ -144,22 +144,6 @@ def on_starting(server: object) -> None:
     use_group_dir(metrics_root(), group_name("web"), wipe=True)
 
 
-# Seconds the master stays alive after a stop, its socket already closed, before it exits
-# (default 0). In compose, nginx finds web replicas through Docker's DNS, whose answers it keeps
-# 2 s, and a replica's address vanishes when its container exits: an address that refuses is
-# skipped at once, one that is gone costs a 1 s connect timeout. Compose sets 3 (docs/
-# deploy-compose.md, "Rolling update").
-_exit_linger = _env_int("GUNICORN_EXIT_LINGER", 0)
-
-
-def on_exit(server: object) -> None:
-    """The master stops (workers done, listening socket closed): linger, then exit."""
-    if _exit_linger > 0:
-        import time
-
-        time.sleep(_exit_linger)
-
-
 def child_exit(server: object, worker: object) -> None:
     """A worker exited (recycled by max_requests, killed, stopped): its live gauges (memory,
     CPU) leave /metrics; its counters and histograms stay (docs/monitoring.md)."""

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
-
-import pytest
-
-from harness.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,42 +80,3 @@ def test_gevent_workers_load_the_app_themselves(tmp_path: Path) -> None:
     # Preloading before gevent patches the worker makes every request fail (bench finding).
     assert _config(tmp_path, GUNICORN_WORKER_CLASS="gevent")["preload_app"] == "False"
     assert _config(tmp_path, GUNICORN_WORKER_CLASS="gthread")["preload_app"] == "True"
-
-
-@pytest.mark.stack
-def test_exit_linger_keeps_a_stopped_master_refusing_then_exits(tmp_path: Path) -> None:
-    """GUNICORN_EXIT_LINGER: after SIGTERM the socket closes at once (connections refused, so
-    a proxy moves on), the master stays that long, then exits cleanly."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUNICORN_")}
-    env.update(STOREFRONT_VAR_DIR=str(tmp_path / "var"), GUNICORN_BIND=f"127.0.0.1:{port}",
-               GUNICORN_WORKERS="1", GUNICORN_EXIT_LINGER="2")  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "storefront.wsgi"],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn never answered"
-                time.sleep(0.2)
-        proc.send_signal(signal.SIGTERM)
-        stopped = time.monotonic()
-        while True:  # the listening socket closes first
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except ConnectionRefusedError:
-                break
-            assert time.monotonic() < stopped + 5, "still accepting connections"
-            time.sleep(0.05)
-        assert proc.poll() is None  # lingering, refusing
-        assert proc.wait(timeout=15) == 0
-        assert time.monotonic() - stopped >= 2
-    finally:
-        proc.kill()
-        proc.wait()
