@@ -32,7 +32,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import transaction
 from django.db.models import F
 from django.template.loader import render_to_string
@@ -115,6 +115,10 @@ def deliver_once(
     )
     if not claimed:
         return email_delivery_status(delivery_id=delivery.pk)
+    # Opened here and closed (SMTP QUIT) only after the "sent" commit: the server's round trip for
+    # QUIT stays out of the at-least-once window below (make faults found second copies when a
+    # worker was killed during it).
+    connection = get_connection()
     try:
         # The row stays locked while SMTP talks, so a concurrent duplicate waits, then sees "sent".
         with transaction.atomic():
@@ -129,6 +133,8 @@ def deliver_once(
                 return delivery.status
             delivery.recipients = list(message.to)
             delivery.subject = message.subject
+            connection.open()
+            message.connection = connection
             message.send()
             # At-least-once window: the message is accepted; dying before this commit resends it.
             delivery.status = Status.SENT
@@ -146,6 +152,8 @@ def deliver_once(
             status=Status.FAILED, last_error=repr(exc)[:2000], updated_at=timezone.now()
         )
         raise
+    finally:
+        connection.close()
 
 
 def _order_confirmation_message(*, order_id: int) -> EmailMultiAlternatives | None:

@@ -100,6 +100,32 @@ def test_an_order_sends_exactly_one_confirmation(
 
 
 @pytest.mark.django_db
+def test_smtp_quits_only_after_sent_is_recorded(
+    smtp_sink: SmtpSink, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    # A worker killed between the server's 250 and the "sent" commit sends a second copy when
+    # the task is redelivered; QUIT's round trip is kept out of that window (make faults).
+    from django.core.mail.backends.smtp import EmailBackend
+
+    statuses_at_quit: list[list[str]] = []
+    original_close = EmailBackend.close
+
+    def close(self: EmailBackend) -> None:
+        if self.connection is not None:  # an open SMTP session: this is its QUIT
+            statuses_at_quit.append(list(EmailDelivery.objects.values_list("status", flat=True)))
+        original_close(self)
+
+    monkeypatch.setattr(EmailBackend, "close", close)
+    user = UserFactory(email="ada@example.com")
+    lamp = ProductFactory(stock=50)
+    with django_capture_on_commit_callbacks(execute=True):
+        place_order(user=user, items=[OrderItem(lamp.id, 1)])
+
+    assert statuses_at_quit == [["sent"]]
+    assert len(smtp_sink.received()) == 1
+
+
+@pytest.mark.django_db
 def test_a_product_crossing_the_threshold_sends_one_staff_alert(
     smtp_sink: SmtpSink, django_capture_on_commit_callbacks
 ) -> None:
