@@ -6,6 +6,7 @@ Pure apart from `write_report` (tests/test_faults_stats.py renders and evaluates
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -146,7 +147,7 @@ def results_json(results: list[ScenarioResult], meta: dict) -> dict:
 
 def write_report(results: list[ScenarioResult], meta: dict, out_dir: Path) -> Path:
     """Write REPORT.md and results/<stamp>.json into `out_dir`; returns the JSON's path."""
-    meta = {"machine": f"{platform.node()} ({platform.machine()})", **meta}
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", **meta}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "results").mkdir(exist_ok=True)
     path = out_dir / "results" / f"{meta['stamp']}.json"

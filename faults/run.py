@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import os
 import shutil
 import sys
@@ -56,7 +57,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
 
 def run_scenario(stack: FaultStack, name: str) -> ScenarioResult:
     title, function = SCENARIOS[name]
-    result = ScenarioResult(name=name, title=title, summary=(function.__doc__ or "").strip())
+    result = ScenarioResult(name=name, title=title, summary=inspect.getdoc(function) or "")
     started = time.monotonic()
     log(f"scenario {name}: {title}")
     try:
