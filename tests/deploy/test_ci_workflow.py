@@ -42,19 +42,10 @@ def test_triggers(workflow: dict[Any, Any]) -> None:
 
 def test_jobs_run_in_order(workflow: dict[Any, Any]) -> None:
     jobs = _jobs(workflow)
-    assert set(jobs) == {"tests", "image", "deploy", "faults"}
+    assert set(jobs) == {"tests", "image", "deploy"}
     assert _needs(jobs["tests"]) == set()
-    assert _needs(jobs["faults"]) == set()  # beside the tests, gating nothing
     assert _needs(jobs["image"]) == {"tests"}
     assert _needs(jobs["deploy"]) == {"tests", "image"}
-
-
-def test_faults_job_runs_make_faults_and_keeps_the_report(workflow: dict[Any, Any]) -> None:
-    steps = _steps(_jobs(workflow)["faults"])
-    assert any("make faults" in step.get("run", "") for step in steps)
-    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
-    assert upload["if"] == "always()"
-    assert "faults/REPORT.md" in upload["with"]["path"]
 
 
 def test_tests_job_runs_ci_script_against_services(workflow: dict[Any, Any]) -> None:
