@@ -73,7 +73,7 @@ security: install ## Scanners and scripted attacks on a production-profile stack
 compose-test: install ## Build the Docker images and run the compose stack for real (tests/compose; needs root, docker.io)
 	@scripts/compose_test.sh
 
-faults: install ## Faults under load on a stack of its own (faults/REPORT.md, ~15 min); ONLY=hup_sync,...
+faults: install ## Faults under load on a stack of its own (faults/REPORT.md, 11-14 min); ONLY=hup_sync,...
 	$(VENV)/bin/python faults/run.py $(if $(ONLY),--only $(ONLY),)
 
 vendor: ## Refresh storefront/static/vendor/ from package.json (needs npm)
