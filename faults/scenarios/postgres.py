@@ -139,6 +139,25 @@ def _judge(
     )
 
 
+def _judged_under_load(
+    stack: FaultStack,
+    result: ScenarioResult,
+    probes: Probes,
+    outage: list[float],
+    masters: list[int],
+    fault: Callable[[OpenLoopLoad], dict],
+) -> None:
+    """Run `fault` under the browsing load (it appends the outage's start and end to `outage`),
+    then judge the probes and phases against the database-outage targets; probes stop after."""
+    try:
+        run = under_load(stack, fault, after=5)
+        result.phases = run.phases
+        result.facts.update(run.fault_facts)
+        _judge(stack, result, probes, (outage[0], outage[1]), masters, run.phases)
+    finally:
+        probes.stop()
+
+
 def restarted(stack: FaultStack, result: ScenarioResult) -> None:
     """PostgreSQL stopped (fast shutdown) for 10 s and started again under 200 req/s of
     browsing, while probes keep asking for pages that need it. Cached anonymous pages may keep
@@ -159,13 +178,7 @@ def restarted(stack: FaultStack, result: ScenarioResult) -> None:
             "PostgreSQL down for": f"{outage[1] - outage[0]:.1f} s (pg_ctl stop -m fast, start)"
         }
 
-    try:
-        run = under_load(stack, fault, after=5)
-        result.phases = run.phases
-        result.facts.update(run.fault_facts)
-        _judge(stack, result, probes, (outage[0], outage[1]), masters, run.phases)
-    finally:
-        probes.stop()
+    _judged_under_load(stack, result, probes, outage, masters, fault)
 
 
 def exhausted(stack: FaultStack, result: ScenarioResult) -> None:
@@ -207,11 +220,7 @@ def exhausted(stack: FaultStack, result: ScenarioResult) -> None:
         return {"connections held": count, "app connections cut": cut}
 
     try:
-        run = under_load(stack, fault, after=5)
-        result.phases = run.phases
-        result.facts.update(run.fault_facts)
-        _judge(stack, result, probes, (outage[0], outage[1]), masters, run.phases)
+        _judged_under_load(stack, result, probes, outage, masters, fault)
     finally:
-        probes.stop()
         for conn in held:
             conn.close()
