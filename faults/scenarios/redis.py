@@ -96,7 +96,7 @@ def stopped(stack: FaultStack, result: ScenarioResult) -> None:
 def hung(stack: FaultStack, result: ScenarioResult) -> None:
     """Redis frozen with SIGSTOP for 15 s under 60 req/s (it accepts connections and never
     answers: the worst case for a client), then SIGCONT. Every page must answer within 1 s:
-    the cache's 0.5 s socket timeout and circuit breaker (storefront/redis_breaker.py)."""
+    the cache's 0.25 s socket timeout and circuit breaker (storefront/redis_breaker.py)."""
     stack.ensure_web()
     assert stack.redis.proc is not None
     pid = stack.redis.proc.pid

@@ -3,7 +3,8 @@
 Each task only calls its service in storefront/orders/notifications.py, which makes it
 idempotent: a retry, a redelivery after a worker died, or a duplicate finds the EmailDelivery row
 sent and does nothing. SMTP and network errors (SMTPException is an OSError) retry with
-exponential backoff capped at 10 minutes, below the broker's visibility timeout.
+exponential backoff capped at EMAIL_RETRY_BACKOFF_MAX (10 minutes), below the broker's visibility
+timeout.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ EMAIL_TASK_OPTIONS = {
     "bind": True,
     "autoretry_for": (SMTPException, OSError),
     "retry_backoff": True,
-    "retry_backoff_max": 600,
+    "retry_backoff_max": settings.EMAIL_RETRY_BACKOFF_MAX,
     "retry_jitter": True,
     "max_retries": EMAIL_MAX_RETRIES,
 }
