@@ -156,3 +156,42 @@ def running_cluster(**settings: str | int) -> Iterator[PostgresCluster]:
         while cluster.running() and time.monotonic() < deadline:
             time.sleep(0.1)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def running_replica(primary: PostgresCluster, **settings: str | int) -> Iterator[PostgresCluster]:
+    """A streaming replica of `primary`: `pg_basebackup -R` (which writes standby.signal and
+    primary_conninfo) into a fresh directory, started on a free port as a hot standby. Stopped
+    and deleted when the block ends. `primary` needs wal_level replica (the default) and lets
+    replication connections in (initdb -A trust does, from 127.0.0.1)."""
+    base = Path(tempfile.mkdtemp(prefix="sf-pgreplica-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, user=SUPERUSER, group=SUPERUSER)
+    replica = PostgresCluster(
+        datadir=base / "data",
+        port=free_port(),
+        bin_dir=primary.bin_dir,
+        settings={k: str(v) for k, v in {"fsync": "off", "hot_standby": "on", **settings}.items()},
+    )
+    try:
+        done = replica._as_owner(
+            [str(primary.bin_dir / "pg_basebackup"), "-h", HOST, "-p", str(primary.port),
+             "-U", SUPERUSER, "-D", str(replica.datadir), "-R", "-X", "stream",
+             "-c", "fast", "--no-sync"],
+            timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed:\n{done.stdout}\n{done.stderr}")
+        replica.start()
+        yield replica
+    finally:
+        try:
+            replica.stop(mode="immediate")
+        except Exception as exc:
+            log(f"could not stop the replica in {base}: {exc}")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def replay_paused(replica: PostgresCluster, paused: bool) -> None:
+    """Pause (or resume) WAL replay on a replica: what it serves then lags behind the primary."""
+    replica.execute(f"SELECT pg_wal_replay_{'pause' if paused else 'resume'}()")

@@ -71,6 +71,9 @@ def is_cacheable_request(request: HttpRequest) -> bool:
         request.method in ("GET", "HEAD")
         and settings.SESSION_COOKIE_NAME not in request.COOKIES
         and "messages" not in request.COOKIES
+        # A visitor who just wrote reads from the primary (storefront/db_router.py): not from
+        # a page that a replica may have rendered.
+        and "sf_primary" not in request.COOKIES
         and "HTTP_AUTHORIZATION" not in request.META
     )
 

@@ -28,16 +28,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _database_url() -> str:
-    from django.db import connection
-
-    s = connection.settings_dict
-    if connection.vendor != "postgresql":
-        raise RuntimeError("the Celery worker tests need PostgreSQL")
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
 @dataclass
 class CeleryWorker:
     env: dict[str, str]
@@ -106,12 +96,13 @@ def running_worker(
     from django.conf import settings
 
     from storefront.celery import app
+    from tests.database_urls import pooled_database_url
 
     env = dict(os.environ)
     env.update(
         {
             "STOREFRONT_ENV": "test",
-            "DATABASE_URL": _database_url(),
+            "DATABASE_URL": pooled_database_url(),
             "CELERY_BROKER_URL": settings.STOREFRONT_BROKER_URL,
             "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
             "CELERY_TASK_ALWAYS_EAGER": "0",
@@ -124,6 +115,13 @@ def running_worker(
             **(extra_env or {}),
         }
     )
+    if settings.PGBOUNCER_URL:
+        # Run through PgBouncer (make test-pgbouncer): the worker's queries go through it too;
+        # its DATABASE_URL names the primary itself (the import's session lock).
+        from tests.database_urls import direct_database_url
+
+        env["PGBOUNCER_URL"] = pooled_database_url()
+        env["DATABASE_URL"] = direct_database_url()
     args = [
         sys.executable,
         "-m",

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.files import File
 from django.db import connection, transaction
 from django.utils import timezone
@@ -260,6 +261,23 @@ def _exclusive(import_id: int) -> Iterator[bool]:
     workers never run the same import at once (PostgreSQL session advisory lock)."""
     if connection.vendor != "postgresql":
         yield True
+        return
+    if settings.DATABASE_DIRECT_URL:
+        # Behind PgBouncer's transaction pooling, lock and unlock could land on two server
+        # connections: the lock is held on a connection of its own to the primary instead.
+        # The primary of DATABASE_URL, and the database the app uses (the same name, but for
+        # a test run's test database).
+        from urllib.parse import urlsplit
+
+        import psycopg
+
+        url = urlsplit(settings.DATABASE_DIRECT_URL)
+        url = url._replace(path="/" + connection.settings_dict["NAME"]).geturl()
+        with psycopg.connect(url, autocommit=True) as direct:
+            row = direct.execute(
+                "SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, import_id]
+            ).fetchone()
+            yield bool(row and row[0])  # closing the connection releases the lock
         return
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, import_id])

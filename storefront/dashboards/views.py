@@ -10,10 +10,12 @@ from storefront.dashboards import cached, exports, order_csv, selectors
 from storefront.dashboards.forms import ExportFilterForm
 from storefront.dashboards.models import OrderExport
 from storefront.dashboards.permissions import staff_permission_required
+from storefront.db_router import reads_from_replica
 from storefront.orders.selectors import order_export_rows
 
 
 @login_required
+@reads_from_replica
 def customer_dashboard_page(request: HttpRequest) -> HttpResponse:
     figures = cached.customer_dashboard(user=request.user)
     return render(
@@ -38,6 +40,7 @@ def customer_dashboard_page(request: HttpRequest) -> HttpResponse:
 
 
 @staff_permission_required("dashboards.view_staff_dashboard", area="the staff dashboard")
+@reads_from_replica
 def staff_dashboard_page(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboards/staff.html", {"parts": cached.staff_dashboard_parts()})
 

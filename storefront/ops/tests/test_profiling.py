@@ -94,11 +94,13 @@ def _child_pytest(tmp_path: Path, cases: str, **env: str) -> subprocess.Complete
     """Run one cases module in a child pytest, on a test database of its own."""
     child_env = {**os.environ, **env}
     if connection.vendor == "postgresql":
-        s = connection.settings_dict
-        auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-        # pytest-django prefixes test_ again: test_<this run's test database>_<cases>.
-        child_env["DATABASE_URL"] = (
-            f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}_{cases}"
+        from tests.database_urls import direct_database_url
+
+        # pytest-django prefixes test_ again: test_<this run's test database>_<cases>. Directly
+        # on the server, also in a run through PgBouncer (its DROP DATABASE needs that).
+        child_env.pop("PGBOUNCER_URL", None)
+        child_env["DATABASE_URL"] = direct_database_url(
+            f"{connection.settings_dict['NAME']}_{cases}"
         )
     else:
         child_env.pop("DATABASE_URL", None)
