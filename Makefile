@@ -27,7 +27,7 @@ else
 PYTEST_PARALLEL := -n $(XDIST) --dist loadgroup
 endif
 
-.PHONY: help install run test test-quick lint format docs docs-serve vendor clean distclean bench loadtest security compose-test faults
+.PHONY: help install run test test-quick test-pgbouncer lint format docs docs-serve vendor clean distclean bench loadtest security compose-test faults
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "; print "Usage: make TARGET\n"} \
@@ -44,6 +44,9 @@ test: install ## Run the whole test suite (stack and browser tests included)
 
 test-quick: install ## Run the tests that start no servers or browsers (-m "not stack")
 	$(PYTEST) $(PYTEST_PARALLEL) -m "not stack" $(PYTEST_ARGS)
+
+test-pgbouncer: install ## Run the app's database tests through PgBouncer (transaction pooling); needs pgbouncer and DATABASE_URL=postgres://...
+	STOREFRONT_ENV=test $(VENV)/bin/python scripts/test_through_pgbouncer.py storefront -m "not stack" $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 lint: install ## Check formatting and lint rules (ruff), then the other pre-commit hooks
 	$(VENV)/bin/ruff format --check .
