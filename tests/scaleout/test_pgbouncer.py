@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,74 @@ def test_500_clients_share_20_server_connections() -> None:
             f"server connections: max {max(samples)} (limit {POOL_SIZE}); "
             f"longest wait for a server connection {waited} ms"
         )
+
+
+def test_make_run_with_pgbouncer_serves_the_shop_through_it(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """`make run` with PGBOUNCER=1 (scripts/run.sh, nginx, two gunicorns, a worker): a customer
+    logs in and checks out through nginx, and the app's queries went through PgBouncer."""
+    import os
+    import re
+
+    import psycopg
+    import requests
+
+    from harness.pgbouncer import PgBouncer
+    from harness.postgres import Database, is_postgres
+    from harness.processes import free_port
+    from harness.served import served_stack
+    from storefront.seeding.demo import DEMO_CUSTOMER
+
+    outer = os.environ.get("DATABASE_URL", "")
+    if not is_postgres(outer):
+        pytest.skip("make run PGBOUNCER=1 needs a PostgreSQL DATABASE_URL")
+    database = Database.beside(outer, f"storefront_pgb_{os.getpid()}").create()
+    port = free_port()
+    var_dir = tmp_path_factory.mktemp("pgb-var")
+    try:
+        with served_stack(
+            database.url,
+            var_dir,
+            redis_url=os.environ.get("REDIS_URL", ""),
+            tag=f"pgb{os.getpid()}",
+            seed_sizes={"products": 30, "orders": 10, "users": 5, "seed": 5},
+            variables={"PGBOUNCER": "1", "PGBOUNCER_PORT": str(port), "PGBOUNCER_POOL_SIZE": "5"},
+        ) as stack:
+            assert "PgBouncer         127.0.0.1:" in stack.run.text
+            base = stack.http_url
+            headers = {"User-Agent": "Mozilla/5.0 Chrome/156.0", "Accept": "text/html"}
+            client = requests.Session()
+            page = client.get(f"{base}/accounts/login/", headers=headers, timeout=10)
+            token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+            assert token
+            post_headers = {**headers, "Origin": base, "Referer": f"{base}/accounts/login/"}
+            form = {"csrfmiddlewaretoken": token.group(1), "username": DEMO_CUSTOMER[0],
+                    "password": DEMO_CUSTOMER[1]}  # fmt: skip
+            login = client.post(f"{base}/accounts/login/", data=form, headers=post_headers,
+                                timeout=10, allow_redirects=False)  # fmt: skip
+            assert login.status_code == 302, login.text[:300]
+            assert client.get(f"{base}/dashboard/", headers=headers, timeout=10).status_code == 200
+            assert client.get(f"{base}/products/", headers=headers, timeout=10).status_code == 200
+
+            found = re.search(r"config and log: (\S+)", stack.run.text)
+            assert found, stack.run.text[-2000:]
+            bouncer = PgBouncer(port=port, workdir=Path(found.group(1)), pool_size=5)
+            pools = [p for p in bouncer.pools() if p["database"] == database.name]
+            assert pools, bouncer.pools()
+            held = sum(int(p["sv_active"]) + int(p["sv_idle"]) + int(p["sv_used"]) for p in pools)
+            assert 1 <= held <= 5
+            stats = {s["database"]: s for s in bouncer.admin("SHOW STATS")}
+            assert int(stats[database.name]["total_xact_count"]) > 0
+            # gunicorn's and the worker's connections are PgBouncer's; the server sees at most
+            # the pool's.
+            admin = Database.beside(outer, "postgres").url
+            with psycopg.connect(admin, autocommit=True) as conn:
+                (backends,) = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s "
+                    "AND backend_type = 'client backend'",
+                    (database.name,),
+                ).fetchone()  # type: ignore[misc]
+            assert backends <= 5
+    finally:
+        database.drop()
