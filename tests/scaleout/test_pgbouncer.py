@@ -88,6 +88,21 @@ def test_500_clients_share_20_server_connections() -> None:
         cluster.create_database("shop")
         with psycopg.connect(cluster.url("shop"), autocommit=True) as conn:
             conn.execute(SCHEMA)  # type: ignore[arg-type]
+        # Without PgBouncer: the server refuses clients past max_connections (less the 3
+        # reserved for superusers; these clients are superusers, so 25 get in).
+        direct, refused = [], 0
+        try:
+            for _ in range(60):
+                try:
+                    direct.append(psycopg.connect(cluster.url("shop"), connect_timeout=5))
+                except psycopg.OperationalError as exc:
+                    assert "too many clients" in str(exc)
+                    refused += 1
+        finally:
+            for conn in direct:
+                conn.close()
+        assert refused == 60 - SERVER_MAX_CONNECTIONS
+
         with running_pgbouncer(pg_port=cluster.port, pool_size=POOL_SIZE) as bouncer:
             stop = threading.Event()
             samples: list[int] = []
