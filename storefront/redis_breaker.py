@@ -26,6 +26,12 @@ The breaker decides in `connect_check_health`, the one method every path that op
 goes through (`connect()` from the pool, and `send_packed_command` on a reconnect after an
 error, which bypasses `connect()`), and learns of hung reads in `read_response`. redis is pinned
 in pyproject.toml; tests/test_redis_breaker.py fails if an upgrade moves either method.
+
+With Redis Sentinel (REDIS_SENTINELS), `BreakerSentinelConnection` does the same for the
+connections of redis-py's SentinelConnectionPool: each connect first asks the sentinels for the
+master, sets host and port, then goes through `connect_check_health`, so the breaker is the
+one of the master's current address. A failover moves new connections to another address, with
+a closed breaker of its own: the breaker of the dead master does not hold them back.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any
 from redis.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import SentinelManagedConnection
 
 logger = logging.getLogger("storefront.cache")
 
@@ -152,3 +159,8 @@ class BreakerConnection(_BreakerMixin, Connection):
 
 class BreakerUnixConnection(_BreakerMixin, UnixDomainSocketConnection):
     """Unix-socket connection (unix:// URLs)."""
+
+
+class BreakerSentinelConnection(_BreakerMixin, SentinelManagedConnection):
+    """A connection to the master the sentinels name (REDIS_SENTINELS): redis-py's
+    SentinelManagedConnection discovers the address, the breaker guards that address."""

@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
+
+from storefront import redis_sentinel
 
 logger = logging.getLogger(__name__)
 
@@ -43,21 +44,36 @@ def check_cache() -> str:
     if cache.get(key) != "1":
         raise RuntimeError("cache did not return the value just written")
     cache.delete(key)
-    return settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    backend = settings.CACHES["default"]["BACKEND"].rsplit(".", 1)[-1]
+    return backend + _sentinel_master_of_cache()
+
+
+def _sentinel_master_of_cache() -> str:
+    """ " (sentinel master host:port)" when the cache goes through Redis Sentinel and has found
+    its master (the round trip above did), "" otherwise; asks nothing over the network."""
+    if not getattr(settings, "REDIS_SENTINELS", None):
+        return ""
+    try:
+        pool = cache.client.get_client().connection_pool  # type: ignore[attr-defined]
+        address = getattr(pool, "master_address", None)
+    except Exception:  # not django-redis, or no pool yet: the detail stays plain
+        return ""
+    return f" (sentinel master {address[0]}:{address[1]})" if address else ""
 
 
 def check_broker() -> str:
     url = settings.STOREFRONT_BROKER_URL
     if not url:
         return "not configured (tasks run in-process)"
-    if not url.startswith(("redis://", "rediss://", "unix://")):
+    if not url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
         return "not checked (non-Redis broker)"
-    client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+    # With Sentinel: the master the sentinels name now (none during a failover: not ready).
+    client, where = redis_sentinel.redis_client(url, timeout=1)
     try:
         client.ping()
     finally:
         client.close()
-    return "redis"
+    return where
 
 
 CHECKS: dict[str, Callable[[], str]] = {

@@ -185,7 +185,7 @@ def queue_lengths() -> dict[str, int]:
     not answer within BROKER_TIMEOUT: a scrape never fails for it."""
     url = settings.STOREFRONT_BROKER_URL
     try:
-        if url.startswith(("redis://", "rediss://", "unix://")):
+        if url.startswith(("redis://", "rediss://", "unix://", "sentinel://")):
             return _redis_queue_lengths(url, celery_queue_names())
         if url.startswith(("amqp://", "amqps://", "pyamqp://")):
             return _amqp_queue_lengths(url, celery_queue_names())
@@ -218,8 +218,9 @@ def _redis_queue_lengths(url: str, queues: list[str]) -> dict[str, int]:
     """kombu's Redis transport keeps a queue as one list per priority step: the queue's own
     name for step 0, `<queue><sep><step>` for the others (Channel._q_for_pri), every key
     prefixed by global_keyprefix; CELERY_BROKER_TRANSPORT_OPTIONS may change all three."""
-    import redis
     from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    from storefront.redis_sentinel import redis_client
 
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     steps = sorted(set(options.get("priority_steps", PRIORITY_STEPS)))
@@ -229,9 +230,8 @@ def _redis_queue_lengths(url: str, queues: list[str]) -> dict[str, int]:
         queue: [prefix + (f"{queue}{sep}{step}" if step else queue) for step in steps]
         for queue in queues
     }
-    client = redis.Redis.from_url(
-        url, socket_connect_timeout=BROKER_TIMEOUT, socket_timeout=BROKER_TIMEOUT
-    )
+    # With Sentinel (sentinel:// URL): the master the sentinels name now.
+    client, _ = redis_client(url, timeout=BROKER_TIMEOUT)
     try:
         with client.pipeline(transaction=False) as pipe:
             for queue in queues:

@@ -27,6 +27,7 @@ from django.utils import timezone
 from prometheus_client import CollectorRegistry
 
 from storefront.ops.models import OpsSample
+from storefront.redis_sentinel import is_sentinel_url, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -296,7 +297,10 @@ def _redis_urls() -> dict[str, str]:
     broker_url = getattr(settings, "STOREFRONT_BROKER_URL", "")
     if cache_url:
         urls["cache"] = cache_url
-    if broker_url.startswith(("redis://", "rediss://", "unix://")) and broker_url != cache_url:
+    redis_schemes = ("redis://", "rediss://", "unix://", "sentinel://")
+    # With Sentinel, cache and broker share the one master the sentinels name: read it once.
+    same_master = is_sentinel_url(broker_url) and bool(getattr(settings, "REDIS_SENTINELS", None))
+    if broker_url.startswith(redis_schemes) and broker_url != cache_url and not same_master:
         urls["broker"] = broker_url
     return urls
 
@@ -309,7 +313,8 @@ def redis_memory() -> dict[str, int | None]:
     memory: dict[str, int | None] = {}
     for role, url in _redis_urls().items():
         try:
-            client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+            # With Sentinel: the master the sentinels name now.
+            client, _ = redis_client(url, timeout=2)
             try:
                 memory[role] = int(client.info("memory")["used_memory"])
             finally:
