@@ -16,6 +16,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 
+from storefront import redis_sentinel
 from storefront.ops.errors import init_error_reporting
 from storefront.ops.log_format import log_format_from_environ
 from storefront.ops.metrics_dirs import (
@@ -25,7 +26,11 @@ from storefront.ops.metrics_dirs import (
     use_group_dir,
 )
 from storefront.ops.profiling import profiling_setup
-from storefront.redis_breaker import BreakerConnection, BreakerUnixConnection
+from storefront.redis_breaker import (
+    BreakerConnection,
+    BreakerSentinelConnection,
+    BreakerUnixConnection,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent  # the repository root
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -95,6 +100,8 @@ MIDDLEWARE = [
     # /healthz and /readyz answer before host validation and the HTTPS redirect (see there).
     "storefront.ops.middleware.HealthProbeMiddleware",
     "storefront.ops.middleware.ProxyClientAddressMiddleware",
+    # Which reads may go to a read replica, and the pin after a write (storefront/db_router.py).
+    "storefront.db_router.ReplicaReadsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Above CachedPageMiddleware, so the pages it answers carry X-Frame-Options too.
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -156,6 +163,48 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Scale-out (docs/scaling.md). What a connection through PgBouncer's transaction pooling must
+# not rely on: state kept in the server session between transactions. Django's server-side
+# cursors (QuerySet.iterator()) are named cursors that outlive the transaction's statement, and
+# psycopg prepares a statement after 5 runs on a connection (PgBouncer 1.18, Debian 12's, cannot
+# track prepared statements); both off. Session advisory locks use DATABASE_DIRECT_URL.
+_POOLED_SAFE = {"DISABLE_SERVER_SIDE_CURSORS": True, "OPTIONS": {"prepare_threshold": None}}
+# PGBOUNCER_URL: the app's queries go through PgBouncer (pool_mode = transaction), e.g.
+# postgres://storefront@127.0.0.1:6432/storefront. DATABASE_URL then names the primary itself,
+# used only for what needs a session of its own (the CSV import's advisory lock, a plain
+# psycopg connection: not an alias, so tests need not declare it).
+PGBOUNCER_URL = env.str("PGBOUNCER_URL", default="")
+DATABASE_DIRECT_URL = DATABASE_URL if PGBOUNCER_URL else ""
+if PGBOUNCER_URL:
+    DATABASES["default"] = {
+        **env.db_url_config(PGBOUNCER_URL),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,
+        **_POOLED_SAFE,
+    }
+# DATABASE_REPLICA_URLS: streaming replicas (comma separated) for catalog and dashboard reads;
+# storefront/db_router.py sends every write, and every read of a visitor who wrote in the last
+# DATABASE_REPLICA_PIN_SECONDS, to the primary; a replica that does not answer is skipped for
+# DATABASE_REPLICA_RETRY_SECONDS. The replicas may be behind a PgBouncer too (hence pooled-safe).
+DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", default=[])
+DATABASE_REPLICAS = [f"replica_{i}" for i in range(len(DATABASE_REPLICA_URLS))]
+for _alias, _url in zip(DATABASE_REPLICAS, DATABASE_REPLICA_URLS, strict=True):
+    DATABASES[_alias] = {
+        **env.db_url_config(_url),
+        "CONN_MAX_AGE": DATABASES["default"]["CONN_MAX_AGE"],
+        "CONN_HEALTH_CHECKS": True,  # a replica that died is found at the request's first read
+        **_POOLED_SAFE,
+        # Never built as a test database: tests name the replica's real database.
+        "TEST": {"MIRROR": "default"},
+    }
+    DATABASES[_alias]["OPTIONS"] = {**DATABASES[_alias]["OPTIONS"], "connect_timeout": 2}
+# Seconds after a visitor's write (any POST, PUT, PATCH, DELETE) during which their reads skip
+# the replicas: longer than the replication lag you expect, so nobody misses their own order.
+DATABASE_REPLICA_PIN_SECONDS = env.int("DATABASE_REPLICA_PIN_SECONDS", default=5)
+# Seconds a replica that refused a connection is left out before it is tried again.
+DATABASE_REPLICA_RETRY_SECONDS = env.float("DATABASE_REPLICA_RETRY_SECONDS", default=10.0)
+DATABASE_ROUTERS = ["storefront.db_router.ReplicaRouter"] if DATABASE_REPLICAS else []
+
 # Cache: Redis when REDIS_URL (or REDIS_CACHE_URL) is set, otherwise a file cache shared by every
 # worker process. Two Redis roles, because the eviction policy (maxmemory-policy) belongs to a
 # whole server, not to a database number (/0 and /1 of one server share one policy and limit):
@@ -172,6 +221,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # refusing connections.
 REDIS_URL = env.str("REDIS_URL", default="")
 REDIS_CACHE_URL = env.str("REDIS_CACHE_URL", default=REDIS_URL)
+# Redis Sentinel (docs/redis-failover.md): "host:port,host:port" of the sentinels watching
+# master REDIS_SENTINEL_MASTER; empty = no Sentinel, REDIS_URL names the server itself. When set,
+# cache, sessions and the Celery broker all go to the master the sentinels name, and a failover
+# moves them: REDIS_URL and REDIS_CACHE_URL (optional then) only give the database number and
+# password, their host becomes the master's name (redis://<master>/<db>, what django-redis's
+# Sentinel support reads). REDIS_SENTINEL_PASSWORD: the sentinels' own (requirepass).
+REDIS_SENTINELS = redis_sentinel.parse_sentinels(env.str("REDIS_SENTINELS", default=""))
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="storefront")
+REDIS_SENTINEL_PASSWORD = env.str("REDIS_SENTINEL_PASSWORD", default="")
+# The broker's URL before the translation (its database number and password), see Celery.
+_REDIS_BROKER_BASE_URL = REDIS_URL
+if REDIS_SENTINELS:
+    REDIS_URL = redis_sentinel.cache_location(REDIS_URL, REDIS_SENTINEL_MASTER)
+    REDIS_CACHE_URL = redis_sentinel.cache_location(REDIS_CACHE_URL, REDIS_SENTINEL_MASTER)
 # Seconds a cache connect or read may take. A healthy Redis on the same network answers in well
 # under a millisecond; a hung one costs this much once per process (then the breaker), plus the
 # queue that piled up meanwhile: 0.25 s keeps every page under 1 s with Redis frozen
@@ -190,7 +253,7 @@ REDIS_BREAKER_COOLDOWN = env.float("REDIS_BREAKER_COOLDOWN", default=5.0)
 
 def _redis_cache(url: str, key_prefix: str) -> dict:
     # Aliases on one server are kept apart by prefix.
-    return {
+    config = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": url,
         "KEY_PREFIX": key_prefix,
@@ -206,6 +269,20 @@ def _redis_cache(url: str, key_prefix: str) -> dict:
             },
         },
     }
+    if REDIS_SENTINELS:
+        # django-redis's Sentinel support: LOCATION redis://<master name>/<db>, each connection
+        # asks the sentinels for the master's address. The default client, not SentinelClient:
+        # that one reads from replicas, and a session or cache entry read right after its write
+        # (or its invalidation) must come from the master.
+        config["OPTIONS"].update(
+            CONNECTION_FACTORY="django_redis.pool.SentinelConnectionFactory",
+            SENTINELS=REDIS_SENTINELS,
+            SENTINEL_KWARGS=redis_sentinel.sentinel_kwargs(
+                REDIS_SENTINEL_PASSWORD, REDIS_SOCKET_TIMEOUT
+            ),
+            CONNECTION_POOL_KWARGS={"connection_class": BreakerSentinelConnection},
+        )
+    return config
 
 
 def _file_cache(key_prefix: str, directory: str) -> dict:
@@ -336,8 +413,15 @@ STOREFRONT_BEHIND_PROXY = env.bool(
 )
 
 # Celery broker (Redis by default, amqp:// for RabbitMQ); /readyz pings it. Empty: no broker,
-# tasks run in-process right after the transaction commits (embedded mode).
-STOREFRONT_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+# tasks run in-process right after the transaction commits (embedded mode). With
+# REDIS_SENTINELS: sentinel://h1:p1/<db>;sentinel://h2:p2/<db> (kombu asks them for the master;
+# database number and password from REDIS_URL), unless CELERY_BROKER_URL says otherwise.
+STOREFRONT_BROKER_URL = env.str(
+    "CELERY_BROKER_URL",
+    default=redis_sentinel.broker_url(REDIS_SENTINELS, _REDIS_BROKER_BASE_URL)
+    if REDIS_SENTINELS
+    else REDIS_URL,
+)
 CELERY_BROKER_URL = STOREFRONT_BROKER_URL or "memory://"
 # Run tasks in the calling process instead of a worker. On without a broker, and in the tests
 # (which start a real worker where they need one).
@@ -362,6 +446,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
 }
+if redis_sentinel.is_sentinel_url(STOREFRONT_BROKER_URL):
+    # kombu's Sentinel transport: which master to ask the sentinels for, and how to reach them.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        master_name=REDIS_SENTINEL_MASTER,
+        sentinel_kwargs=redis_sentinel.sentinel_kwargs(REDIS_SENTINEL_PASSWORD, 1.0),
+    )
 # Soft limit raises SoftTimeLimitExceeded inside the task (it can clean up); hard limit kills it.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=600)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=660)

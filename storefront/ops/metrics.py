@@ -171,7 +171,39 @@ class StateCollector(Collector):
                 logger.warning("metrics: %s left out: %s", name, exc)
                 continue
             families.append(GaugeMetricFamily(PREFIX + name, doc, value=value))
+        families.extend(_replica_families())
         return families
+
+
+def _replica_families() -> list[GaugeMetricFamily]:
+    """Per read replica (DATABASE_REPLICA_URLS): whether it answers, and how far its replay is
+    behind the primary. No replicas: no series."""
+    from storefront import db_router
+
+    aliases = db_router.replicas()
+    if not aliases:
+        return []
+    up = GaugeMetricFamily(
+        PREFIX + "db_replica_up",
+        "1 when the read replica answers, 0 when it does not (reads then go to the primary).",
+        labels=["replica"],
+    )
+    lag = GaugeMetricFamily(
+        PREFIX + "db_replica_lag_seconds",
+        "Seconds the replica's replay is behind: 0 when it has replayed all it received, else "
+        "the age of the last transaction it replayed.",
+        labels=["replica"],
+    )
+    for alias in aliases:
+        try:
+            seconds = db_router.replica_lag_seconds(alias)
+        except Exception as exc:  # replica down: its lag series disappears, up says 0
+            logger.warning("metrics: replica %s lag left out: %s", alias, exc)
+            up.add_metric([alias], 0)
+            continue
+        up.add_metric([alias], 1)
+        lag.add_metric([alias], seconds)
+    return [up, lag]
 
 
 # Seconds a scrape waits for the broker (each of connect, read, write) before leaving it out.
