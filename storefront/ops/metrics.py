@@ -175,6 +175,11 @@ class StateCollector(Collector):
         return families
 
 
+# Per-replica gauges (only with DATABASE_REPLICA_URLS): whether it answers, and its lag.
+REPLICA_UP = PREFIX + "db_replica_up"
+REPLICA_LAG = PREFIX + "db_replica_lag_seconds"
+
+
 def _replica_families() -> list[GaugeMetricFamily]:
     """Per read replica (DATABASE_REPLICA_URLS): whether it answers, and how far its replay is
     behind the primary. No replicas: no series."""
@@ -184,12 +189,12 @@ def _replica_families() -> list[GaugeMetricFamily]:
     if not aliases:
         return []
     up = GaugeMetricFamily(
-        PREFIX + "db_replica_up",
+        REPLICA_UP,
         "1 when the read replica answers, 0 when it does not (reads then go to the primary).",
         labels=["replica"],
     )
     lag = GaugeMetricFamily(
-        PREFIX + "db_replica_lag_seconds",
+        REPLICA_LAG,
         "Seconds the replica's replay is behind: 0 when it has replayed all it received, else "
         "the age of the last transaction it replayed.",
         labels=["replica"],

@@ -63,6 +63,8 @@ EXPECTED_ALERTS = {
     "StorefrontOutboxBacklog",
     "StorefrontCacheHitRatioLow",
     "StorefrontDiskAlmostFull",
+    "StorefrontReplicaLagging",
+    "StorefrontReplicaDown",
 }
 PROMQL_WORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
@@ -124,13 +126,13 @@ def test_promtool_check_config(tmp_path: Path) -> None:
     done = _promtool("check", "config", str(config))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "SUCCESS" in done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 10 rules found" in done.stdout
 
 
 def test_promtool_check_rules() -> None:
     done = _promtool("check", "rules", "alerts.yml")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 8 rules found" in done.stdout
+    assert "SUCCESS: 10 rules found" in done.stdout
 
 
 def test_promtool_test_rules() -> None:
@@ -248,6 +250,8 @@ def app_metric_names() -> set[str]:
                 names.update(family.name + suffix for suffix in suffixes[family.type])
     for family in metrics.StateCollector().collect():
         names.add(family.name)
+    # Collected only when read replicas are configured (DATABASE_REPLICA_URLS).
+    names.update({metrics.REPLICA_UP, metrics.REPLICA_LAG})
     return names
 
 
