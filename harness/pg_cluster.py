@@ -127,6 +127,33 @@ class PostgresCluster:
         return self.url(name)
 
 
+def _new_cluster(prefix: str, bin_dir: Path, settings: dict[str, str | int]) -> PostgresCluster:
+    """A cluster object in a fresh temporary directory (the postgres user's when we are root),
+    on a free port; nothing started yet."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() == 0:
+        shutil.chown(base, user=SUPERUSER, group=SUPERUSER)
+    return PostgresCluster(
+        datadir=base / "data",
+        port=free_port(),
+        bin_dir=bin_dir,
+        settings={k: str(v) for k, v in {"fsync": "off", **settings}.items()},
+    )
+
+
+def _remove(cluster: PostgresCluster) -> None:
+    """Stop the cluster at once (it is thrown away) and delete its directory."""
+    base = cluster.datadir.parent
+    try:
+        cluster.stop(mode="immediate")
+    except Exception as exc:
+        log(f"could not stop the PostgreSQL cluster in {base}: {exc}")
+    deadline = time.monotonic() + 5
+    while cluster.running() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @contextmanager
 def running_cluster(**settings: str | int) -> Iterator[PostgresCluster]:
     """A fresh cluster on a free port with `settings` (postgresql.conf names, e.g.
@@ -134,28 +161,13 @@ def running_cluster(**settings: str | int) -> Iterator[PostgresCluster]:
     bin_dir = pg_bin_dir()
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         raise Unavailable("running PostgreSQL as root needs runuser (util-linux)")
-    base = Path(tempfile.mkdtemp(prefix="sf-pgcluster-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, user=SUPERUSER, group=SUPERUSER)
-    cluster = PostgresCluster(
-        datadir=base / "data",
-        port=free_port(),
-        bin_dir=bin_dir,
-        settings={k: str(v) for k, v in {"fsync": "off", **settings}.items()},
-    )
+    cluster = _new_cluster("sf-pgcluster-", bin_dir, settings)
     try:
         cluster.initdb()
         cluster.start()
         yield cluster
     finally:
-        try:
-            cluster.stop(mode="immediate")
-        except Exception as exc:
-            log(f"could not stop the PostgreSQL cluster in {base}: {exc}")
-        deadline = time.monotonic() + 5
-        while cluster.running() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        shutil.rmtree(base, ignore_errors=True)
+        _remove(cluster)
 
 
 @contextmanager
@@ -164,15 +176,7 @@ def running_replica(primary: PostgresCluster, **settings: str | int) -> Iterator
     primary_conninfo) into a fresh directory, started on a free port as a hot standby. Stopped
     and deleted when the block ends. `primary` needs wal_level replica (the default) and lets
     replication connections in (initdb -A trust does, from 127.0.0.1)."""
-    base = Path(tempfile.mkdtemp(prefix="sf-pgreplica-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, user=SUPERUSER, group=SUPERUSER)
-    replica = PostgresCluster(
-        datadir=base / "data",
-        port=free_port(),
-        bin_dir=primary.bin_dir,
-        settings={k: str(v) for k, v in {"fsync": "off", "hot_standby": "on", **settings}.items()},
-    )
+    replica = _new_cluster("sf-pgreplica-", primary.bin_dir, {"hot_standby": "on", **settings})
     try:
         done = replica._as_owner(
             [str(primary.bin_dir / "pg_basebackup"), "-h", HOST, "-p", str(primary.port),
@@ -185,11 +189,7 @@ def running_replica(primary: PostgresCluster, **settings: str | int) -> Iterator
         replica.start()
         yield replica
     finally:
-        try:
-            replica.stop(mode="immediate")
-        except Exception as exc:
-            log(f"could not stop the replica in {base}: {exc}")
-        shutil.rmtree(base, ignore_errors=True)
+        _remove(replica)
 
 
 def replay_paused(replica: PostgresCluster, paused: bool) -> None:
