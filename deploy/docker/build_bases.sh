@@ -6,6 +6,10 @@
 #   local/memcached:1.6-bookworm  the compose stack's services from Debian's packages
 #                                (deploy/docker/local/*/Dockerfile), in place of the official
 #                                images: NGINX_IMAGE, POSTGRES_IMAGE, REDIS_IMAGE, MEMCACHED_IMAGE
+#   local/pgbouncer:1.18-bookworm  PgBouncer for compose.scaleout.yaml (PGBOUNCER_IMAGE), with
+#                                deploy/pgbouncer/pgbouncer.ini.template copied into its context;
+#                                the scale-out's replicas and sentinels are the postgres and
+#                                redis images above (docs/deploy-compose.md, scale-out)
 # Then build the project image on it:
 #   docker build -f deploy/docker/Dockerfile --build-arg PYTHON_IMAGE=local/python:3.11-bookworm .
 # (compose: PYTHON_IMAGE=local/python:3.11-bookworm in deploy/docker/.env, with the four above.)
@@ -13,7 +17,8 @@
 # Needs root, debootstrap and a running Docker engine. The Debian mirror is the one apt on this
 # machine already uses, read from its sources at run time (never written into a file here).
 # The machine's CA bundle goes into the images (pip's PIP_CERT): HTTPS from inside containers
-# may pass a proxy that only this bundle trusts. An image that exists is kept (--rebuild: again).
+# may pass a proxy that only this bundle trusts. An image that exists is kept (--rebuild: again);
+# a service image is built again when its directory's files changed (a label holds their digest).
 set -euo pipefail
 
 rebuild=0
@@ -69,12 +74,23 @@ fi
 
 # The service images: one directory each under deploy/docker/local/, tagged as listed above.
 local_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/local"
-for spec in nginx:1.22 postgres:15 redis:7.0 memcached:1.6; do
+# pgbouncer's context is a copy with the project's one PgBouncer template added (reused, not
+# duplicated: the image renders it at start).
+mkdir -p "$work/pgbouncer"
+cp "$local_dir/pgbouncer/Dockerfile" "$local_dir/pgbouncer/entrypoint.sh" "$work/pgbouncer/"
+cp "$local_dir/../../pgbouncer/pgbouncer.ini.template" "$work/pgbouncer/"
+for spec in nginx:1.22 postgres:15 redis:7.0 memcached:1.6 pgbouncer:1.18; do
   image="local/${spec}-bookworm"
-  if ((rebuild)) || ! have "$image"; then
+  context="$local_dir/${spec%%:*}"
+  [[ "${spec%%:*}" == pgbouncer ]] && context="$work/pgbouncer"
+  # An image built from other files than these (an older entrypoint) is built again.
+  digest=$(cat "$context"/* | sha256sum | cut -c1-16)
+  built=$(docker image inspect -f '{{index .Config.Labels "storefront.context"}}' "$image" \
+    2>/dev/null || true)
+  if ((rebuild)) || [[ "$built" != "$digest" ]]; then
     started=$SECONDS
-    docker build -q --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" -t "$image" "$local_dir/${spec%%:*}" \
-      >/dev/null
+    docker build -q --build-arg "BASE_IMAGE=$DEBIAN_IMAGE" --label "storefront.context=$digest" \
+      -t "$image" "$context" >/dev/null
     echo "build_bases: $image in $((SECONDS - started)) s"
   fi
 done
