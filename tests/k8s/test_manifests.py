@@ -1,7 +1,8 @@
 """The Kubernetes manifests (deploy/k8s): each overlay renders, validates, and says what we mean.
 
-No cluster runs here. Each overlay is rendered with `kubectl kustomize` (Debian's
-kubernetes-client) and every object is validated, strictly (unknown fields are errors), against
+No cluster runs here. Each overlay is rendered with `kubectl kustomize` (kustomize v5: kubectl
+1.27 or newer; Debian 12's kubernetes-client is kubectl 1.20, kustomize v2, too old for the
+overlays' generators) and every object is validated, strictly (unknown fields are errors), against
 the Kubernetes OpenAPI schemas that kubernetes-validate ships for KUBERNETES_VERSION. Then the
 behaviour a reviewer checks by hand: non-root read-only containers with requests and limits,
 probes on /healthz and /readyz at gunicorn's port, a singleton beat, the migration Job, an HPA on
@@ -44,10 +45,25 @@ APP_IMAGE = "storefront"
 APP_PORT = 8000
 
 
+# The oldest kustomize the overlays render with (configMapGenerator `envs`, `labels`).
+MIN_KUSTOMIZE = (5, 0)
+
+
+@cache
 def kubectl() -> str:
     path = shutil.which("kubectl")
     if path is None:
-        skip_or_fail("kubectl not installed (apt-get install kubernetes-client)")
+        skip_or_fail("kubectl not installed (kubectl 1.27 or newer, with kustomize v5)")
+    done = subprocess.run(
+        [path, "version", "--client"], capture_output=True, text=True, timeout=30, check=False
+    )  # type: ignore[list-item]
+    found = re.search(r"Kustomize Version: v(\d+)\.(\d+)", done.stdout)
+    if not found or (int(found.group(1)), int(found.group(2))) < MIN_KUSTOMIZE:
+        skip_or_fail(
+            f"{path} embeds kustomize older than v{MIN_KUSTOMIZE[0]} "
+            f"({done.stdout.strip().splitlines()[0] if done.stdout.strip() else 'no version'}): "
+            "install kubectl 1.27 or newer"
+        )
     return path  # type: ignore[return-value]
 
 
