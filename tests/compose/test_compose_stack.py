@@ -230,16 +230,21 @@ services:
 """
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def require_engine_and_images(images: list[str]) -> None:
+    """The tools, a running Docker engine and the local base `images`: skip (or fail in CI)."""
     for tool in ("docker", "docker-compose", "openssl"):
         if not shutil.which(tool):
             skip_or_fail(f"{tool} not installed (apt-get install docker.io docker-compose)")
     if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
         skip_or_fail("the Docker engine is not running (make compose-test starts it)")
-    for image in LOCAL_IMAGES.values():
+    for image in images:
         if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
             skip_or_fail(f"no image {image}: run deploy/docker/build_bases.sh")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    require_engine_and_images(list(LOCAL_IMAGES.values()))
     work = tmp_path_factory.mktemp("compose")
     http_port, https_port = free_port(), free_port()
     self_signed(work / "certs", "storefront-compose-test")

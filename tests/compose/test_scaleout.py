@@ -23,9 +23,7 @@ import json
 import os
 import re
 import secrets
-import shutil
 import statistics
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -37,7 +35,6 @@ from urllib.parse import urlencode
 
 import pytest
 
-from conftest import skip_or_fail
 from harness.processes import free_port
 from harness.served import mail_text
 from harness.smtp import SmtpSink, serving
@@ -55,6 +52,7 @@ from tests.compose.test_compose_stack import (
     docker_logs,
     https,
     inspect,
+    require_engine_and_images,
     self_signed,
 )
 
@@ -127,14 +125,7 @@ def client_connections(pools: list[dict[str, str]]) -> int:
 
 @pytest.fixture(scope="module")
 def scaleout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleoutStack]:
-    for tool in ("docker", "docker-compose", "openssl"):
-        if not shutil.which(tool):
-            skip_or_fail(f"{tool} not installed (apt-get install docker.io docker-compose)")
-    if subprocess.run(["docker", "info"], capture_output=True, check=False).returncode:
-        skip_or_fail("the Docker engine is not running (make compose-test starts it)")
-    for image in [*LOCAL_IMAGES.values(), PGBOUNCER_IMAGE]:
-        if subprocess.run(["docker", "image", "inspect", image], capture_output=True).returncode:
-            skip_or_fail(f"no image {image}: run deploy/docker/build_bases.sh")
+    require_engine_and_images([*LOCAL_IMAGES.values(), PGBOUNCER_IMAGE])
     work = tmp_path_factory.mktemp("scaleout")
     http_port, https_port = free_port(), free_port()
     self_signed(work / "certs", "storefront-scaleout-test")
